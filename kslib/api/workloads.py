@@ -1,0 +1,137 @@
+"""Deployment and StatefulSet: pod templates that controllers expand into Pods.
+
+A Service never sees these; it selects the Pods they create by label.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from .errors import Path, invalid, required
+from .meta import ObjectMeta, Reader
+from .pod import Pod
+
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+@dataclass
+class LabelSelector:
+    """metav1.LabelSelector: matchLabels AND every matchExpression."""
+    match_labels: dict[str, str] = field(default_factory=dict)
+    match_expressions: list[dict] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.match_labels and not self.match_expressions
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        for e in self.match_expressions:
+            key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
+            if op == "In" and labels.get(key) not in values:
+                return False
+            if op == "NotIn" and key in labels and labels[key] in values:
+                return False
+            if op == "Exists" and key not in labels:
+                return False
+            if op == "DoesNotExist" and key in labels:
+                return False
+        return True
+
+    def to_dict(self) -> dict:
+        out: dict = {}
+        if self.match_labels:
+            out["matchLabels"] = dict(self.match_labels)
+        if self.match_expressions:
+            out["matchExpressions"] = copy.deepcopy(self.match_expressions)
+        return out
+
+
+@dataclass
+class Workload:
+    """What Deployment and StatefulSet share: replicas, a selector and a pod template."""
+    metadata: ObjectMeta
+    replicas: int = 1
+    selector: LabelSelector | None = None
+    template_meta: ObjectMeta = field(default_factory=ObjectMeta)
+    template: Pod | None = None
+    service_name: str = ""          # StatefulSet only: the governing (headless) Service
+
+    kind = "Workload"
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    @property
+    def key(self) -> str:
+        return self.metadata.key
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        md = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
+        r = Reader(cls.kind, md.get("name", ""))
+        meta = ObjectMeta.read(r, d)
+        spec = r.obj(d, "spec", Path(""))
+        sp = Path("spec")
+        sel = None
+        if "selector" in spec and isinstance(spec["selector"], dict):
+            s = spec["selector"]
+            sel = LabelSelector(match_labels=r.strmap(s, "matchLabels", sp.child("selector")) or {},
+                                match_expressions=r.items(s, "matchExpressions", sp.child("selector")))
+        tpl = r.obj(spec, "template", sp)
+        tp = sp.child("template")
+        tmeta = ObjectMeta(namespace=meta.namespace,
+                           labels=r.strmap(r.obj(tpl, "metadata", tp), "labels", tp.child("metadata")) or {},
+                           annotations=r.strmap(r.obj(tpl, "metadata", tp), "annotations",
+                                                tp.child("metadata")) or {})
+        template = Pod.read_spec(r, r.obj(tpl, "spec", tp), tp.child("spec"), tmeta)
+        w = cls(metadata=meta, replicas=r.get(spec, "replicas", int, sp, 1), selector=sel,
+                template_meta=tmeta, template=template,
+                service_name=r.get(spec, "serviceName", str, sp, "") if cls.kind == "StatefulSet" else "")
+        r.done()
+        return w
+
+    def validate(self) -> list:
+        """The checks of apps validation that matter here (pkg/apis/apps/validation)."""
+        sp = Path("spec")
+        errs = []
+        if self.replicas < 0:
+            errs.append(invalid(sp.child("replicas"), self.replicas, "must be greater than or equal to 0"))
+        if self.selector is None:
+            errs.append(required(sp.child("selector"), ""))
+        else:
+            for i, e in enumerate(self.selector.match_expressions):
+                if e.get("operator") not in _OPERATORS:
+                    errs.append(invalid(sp.child("selector", "matchExpressions").index(i).child("operator"),
+                                        e.get("operator"), "not a valid selector operator"))
+            if self.selector.empty:
+                errs.append(invalid(sp.child("selector"), "{}", f"empty selector is invalid for {self.kind.lower()}"))
+            elif not self.selector.matches(self.template_meta.labels):
+                errs.append(invalid(sp.child("template", "metadata", "labels"), str(self.template_meta.labels),
+                                    "`selector` does not match template `labels`"))
+        return errs
+
+    def to_dict(self) -> dict:
+        spec: dict = {"replicas": self.replicas}
+        if self.selector is not None:
+            spec["selector"] = self.selector.to_dict()
+        if self.service_name:
+            spec["serviceName"] = self.service_name
+        tmeta = {k: v for k, v in (("labels", self.template_meta.labels),
+                                   ("annotations", self.template_meta.annotations)) if v}
+        spec["template"] = {"metadata": tmeta, "spec": self.template.spec_dict() if self.template else {}}
+        return {"apiVersion": "apps/v1", "kind": self.kind, "metadata": self.metadata.to_dict(), "spec": spec}
+
+
+class Deployment(Workload):
+    kind = "Deployment"
+
+
+class StatefulSet(Workload):
+    kind = "StatefulSet"

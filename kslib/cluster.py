@@ -1,0 +1,258 @@
+"""``Cluster``: the facade lessons and users program against (see shared/API.md).
+
+It owns no networking logic: it wires the API server (kslib.api) to the controllers
+(kslib.controllers) and, as their issues land, to the proxiers and the dataplane engine.
+"""
+from __future__ import annotations
+
+import copy
+import ipaddress
+
+from .api import manifest
+from .api.errors import ValidationError
+from .api.meta import ObjectMeta
+from .api.node import ZONE_LABEL, Node
+from .api.server import APIServer, Event, kubernetes_endpoint_slice, kubernetes_service
+from .controllers.endpointslice import EndpointSliceController
+from .controllers.scheduler import reap_terminated, run_kubelets
+from .controllers.workloads import WorkloadController
+
+MODES = ("iptables", "ipvs", "nftables", "ebpf")
+# kubectl's names for the kinds kslib models (kubectl api-resources)
+KIND_ALIASES = {
+    "pod": "Pod", "pods": "Pod", "po": "Pod",
+    "service": "Service", "services": "Service", "svc": "Service",
+    "node": "Node", "nodes": "Node", "no": "Node",
+    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+    "statefulset": "StatefulSet", "statefulsets": "StatefulSet", "sts": "StatefulSet",
+    "endpointslice": "EndpointSlice", "endpointslices": "EndpointSlice",
+}
+_SETTLE_ROUNDS = 1000
+
+
+def kind_name(kind: str) -> str:
+    k = KIND_ALIASES.get(kind.lower())
+    if k is None:
+        raise ValueError(f"unknown kind {kind!r}: kslib models " + ", ".join(sorted(set(KIND_ALIASES.values()))))
+    return k
+
+
+def _key(name: str, namespace: str | None) -> str:
+    if "/" in name:
+        return name
+    return f"{namespace or 'default'}/{name}"
+
+
+class Cluster:
+    """A Kubernetes cluster's Service networking, from manifests to packets.
+
+    ``nodes`` adds that many worker nodes (``node-1``...) or the named ones, spread over ``zones``
+    round robin; nodes can also come from manifests (``kind: Node``).
+    """
+
+    def __init__(self, mode: str = "iptables", cluster_cidr: str = "10.244.0.0/16",
+                 service_cidr: str = "10.96.0.0/12", masquerade_all: bool = False, seed: int = 0,
+                 nodes: int | list[str] | None = None, zones: list[str] | None = None,
+                 node_cidr: str = "192.168.0.0/24", cluster_domain: str = "cluster.local",
+                 max_endpoints_per_slice: int = 100, node_port_range: str = "30000-32767"):
+        for name, cidr in (("cluster_cidr", cluster_cidr), ("service_cidr", service_cidr), ("node_cidr", node_cidr)):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{name}: {cidr!r} is not a CIDR such as 10.96.0.0/12") from None
+        if ipaddress.ip_network(service_cidr, strict=False).num_addresses < 8:
+            raise ValueError(f"service_cidr: {service_cidr} is too small (the range must hold at least 8 addresses)")
+        self._check_mode(mode)
+        self._mode = mode
+        self.cluster_cidr, self.service_cidr = cluster_cidr, service_cidr
+        self.masquerade_all, self.seed = masquerade_all, seed
+        self.cluster_domain = cluster_domain
+        self.api = APIServer(service_cidr, cluster_cidr, node_cidr, node_port_range=node_port_range, seed=seed)
+        self.workloads = WorkloadController(self.api)
+        self.slices = EndpointSliceController(self.api, max_endpoints_per_slice)
+        self.events: list[Event] = []
+        self._subscribers: list = []
+        self._changed = False
+        self.api.watch(self._on_event)
+        self.api.apply(kubernetes_service(self.api))
+        if nodes:
+            names = [f"node-{i + 1}" for i in range(nodes)] if isinstance(nodes, int) else list(nodes)
+            zones = zones or []
+            self.apply([Node(metadata=ObjectMeta(name=n, namespace="",
+                                                 labels={"kubernetes.io/hostname": n,
+                                                         **({ZONE_LABEL: zones[i % len(zones)]} if zones else {})}))
+                        for i, n in enumerate(names)])
+        self._settle()
+
+    # ---- mode -------------------------------------------------------------------------------------
+    @staticmethod
+    def _check_mode(mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode: unsupported value {mode!r}: supported values: " + ", ".join(MODES))
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def set_mode(self, mode: str) -> None:
+        """Switch every node's proxier (kube-proxy --proxy-mode, or Cilium's replacement for ebpf)."""
+        self._check_mode(mode)
+        self._mode = mode
+
+    # ---- objects ------------------------------------------------------------------------------------
+    def apply(self, manifests) -> list:
+        """Create or update objects from YAML/JSON text, a path, a dict, objects or a list of these.
+        All or nothing: if any object is invalid, a ValidationError says why and nothing changes."""
+        objs = manifest.load(manifests)
+        with self.api.transaction():
+            applied = [self.api.apply(o) for o in objs]
+        self._settle()
+        return [self.api.get(o.kind, o.key) or o for o in applied]
+
+    def delete(self, kind: str, name: str, namespace: str = "default") -> None:
+        """``kubectl delete``: Pods terminate gracefully (see ``advance``); owners take their Pods."""
+        kind = kind_name(kind)
+        key = name if kind == "Node" else _key(name, namespace)
+        obj = self.api.get(kind, key)
+        if obj is None:
+            raise KeyError(f'{kind.lower()}s "{name}" not found in namespace "{namespace}"'
+                           if kind != "Node" else f'nodes "{name}" not found')
+        with self.api.transaction():
+            if kind in ("Deployment", "StatefulSet"):
+                self.api.remove(kind, key)
+                self.workloads.delete_workload(obj)
+            elif kind == "Node":
+                self.api.remove(kind, key)
+                for pod in self.api.list("Pod"):      # the pod GC deletes pods bound to a gone node
+                    if pod.node_name == name:
+                        self.api.remove("Pod", pod.key)
+            else:
+                self.api.delete(kind, key)
+        self._settle()
+
+    def get(self, kind: str, name: str, namespace: str = "default"):
+        kind = kind_name(kind) if kind not in ("Endpoints",) else kind
+        return self.api.get(kind, name if kind == "Node" else _key(name, namespace))
+
+    def list(self, kind: str, namespace: str | None = None) -> list:
+        kind = kind_name(kind) if kind not in ("Endpoints",) else kind
+        return sorted(self.api.list(kind, namespace), key=lambda o: o.key)
+
+    @property
+    def nodes(self) -> list[Node]:
+        return self.list("Node")
+
+    @property
+    def pods(self) -> list:
+        return self.list("Pod")
+
+    @property
+    def services(self) -> list:
+        return self.list("Service")
+
+    def pod(self, name: str):
+        """A pod by ``name`` (default namespace) or ``namespace/name``; KeyError if unknown."""
+        pod = self.api.get("Pod", _key(name, None))
+        if pod is None:
+            raise KeyError(f'pod "{name}" not found (give "name" in the default namespace or "namespace/name")')
+        return pod
+
+    def endpoint_slices(self, service: str, namespace: str = "default") -> list:
+        """The EndpointSlices of a Service (``kubectl get endpointslices -l kubernetes.io/service-name=...``)."""
+        ns, name = _key(service, namespace).split("/", 1)
+        return sorted((s for s in self.api.list("EndpointSlice", ns) if s.service_name == name),
+                      key=lambda s: s.name)
+
+    def endpoints(self, service: str, namespace: str = "default"):
+        """The legacy v1 Endpoints object of a Service (deprecated since 1.33), or None."""
+        return self.api.get("Endpoints", _key(service, namespace))
+
+    def set_ready(self, pod: str, ready: bool = True) -> None:
+        """What a readiness probe does: flip the Pod's Ready condition."""
+        new = copy.deepcopy(self.pod(pod))
+        new.ready, new.ready_given = bool(ready), True
+        with self.api.transaction():
+            self.api.write(new)
+        self._settle()
+
+    def scale(self, kind: str, name: str, replicas: int, namespace: str = "default") -> None:
+        """``kubectl scale``."""
+        w = self.get(kind, name, namespace)
+        if w is None or kind_name(kind) not in ("Deployment", "StatefulSet"):
+            raise KeyError(f"{kind} {name!r} not found")
+        new = copy.deepcopy(w)
+        new.replicas = replicas
+        with self.api.transaction():
+            self.api.apply(new)
+        self._settle()
+
+    def dump(self, kinds=("Node", "Pod", "Service", "EndpointSlice"), as_list: bool = True) -> str:
+        """YAML of the cluster's objects, as ``kubectl get nodes,pods,services,endpointslices -A -o yaml``."""
+        objs = [o for k in kinds for o in self.list(k)]
+        return manifest.dump(objs, as_list=as_list)
+
+    # ---- time ------------------------------------------------------------------------------------------
+    @property
+    def clock(self) -> float:
+        return self.api.clock
+
+    def advance(self, seconds: float) -> None:
+        """Move the cluster clock: terminating Pods finish, and (with the dataplane) conntrack
+        entries and affinity expire."""
+        if seconds < 0:
+            raise ValueError(f"seconds: must not be negative, got {seconds}")
+        self.api.clock += seconds
+        with self.api.transaction():
+            reap_terminated(self.api)
+        self._settle()
+
+    # ---- change events -------------------------------------------------------------------------------
+    def subscribe(self, fn) -> None:
+        """Call ``fn(event)`` for every change (ADDED/MODIFIED/DELETED of any object)."""
+        self._subscribers.append(fn)
+
+    def _on_event(self, e: Event) -> None:
+        self._changed = True
+        self.events.append(e)
+        self.slices.observe(e)
+        for fn in self._subscribers:
+            fn(e)
+
+    def _settle(self) -> None:
+        """Run the controllers until nothing changes, as a real control plane converges."""
+        for _ in range(_SETTLE_ROUNDS):
+            self._changed = False
+            with self.api.transaction():
+                self.workloads.sync_all()
+                run_kubelets(self.api)
+                self.slices.sync_dirty()
+                self._sync_kubernetes_slice()
+            if not self._changed:
+                return
+        raise RuntimeError("controllers did not converge")   # a kslib bug, never user input
+
+    def _sync_kubernetes_slice(self) -> None:
+        want = kubernetes_endpoint_slice(self.api)
+        have = self.api.get("EndpointSlice", "default/kubernetes")
+        if want is not None and (have is None or have.endpoints != want.endpoints):
+            self.api.write(want)
+
+    # ---- the dataplane (later issues) -----------------------------------------------------------------
+    def render(self, node: str) -> str:
+        raise NotImplementedError(f"render() for {self.mode} mode arrives with the dataplane issues")
+
+    def connect(self, src, dst, port=None, protocol="TCP", via=None):
+        raise NotImplementedError("connect() arrives with the packet engine (iptables dataplane issue)")
+
+    def connect_many(self, src, dst, port, n, protocol="TCP"):
+        raise NotImplementedError("connect_many() arrives with the packet engine (iptables dataplane issue)")
+
+    def resolve(self, name, from_pod, qtype="A"):
+        raise NotImplementedError("resolve() arrives with the DNS issue")
+
+    def __repr__(self) -> str:
+        return (f"Cluster(mode={self.mode!r}, nodes={len(self.nodes)}, pods={len(self.pods)}, "
+                f"services={len(self.services)})")
+
+
+__all__ = ["Cluster", "ValidationError", "MODES"]

@@ -1,0 +1,2 @@
+"""Controllers: what turns objects into other objects (workloads into Pods, Services and Pods
+into EndpointSlices)."""
