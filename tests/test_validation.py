@@ -26,15 +26,6 @@ PORT_RANGE = "must be between 1 and 65535, inclusive"
 NOT_IN_NODEPORT_RANGE = "provided port is not in the valid range. The range of valid ports is 30000-32767"
 PREFIX = 'The Service "web" is invalid: '
 
-# kslib bug: FieldError is a frozen dataclass hashed over all fields, and ValidationError.__init__
-# de-duplicates with dict.fromkeys(errors); an error whose bad value is a list (every spec.clusterIPs
-# error, rendered []string{...}) is unhashable, so apply raises TypeError instead of ValidationError.
-LIST_VALUE_BUG = pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="ValidationError dedups FieldErrors with dict.fromkeys; a list-valued FieldError "
-           "(spec.clusterIPs []string{...}) is unhashable -> TypeError")
-
-
 def svc(spec: dict, name: str = "web", **meta) -> dict:
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, **meta}, "spec": spec}
 
@@ -194,9 +185,6 @@ def test_target_port_name_invalid(c, target, messages):
     assert text == (one(bodies[0]) if len(bodies) == 1 else many(*bodies))
 
 
-@pytest.mark.xfail(strict=True, reason="kslib names.is_valid_port_name skips the 'at least one letter' check "
-                                       "(elif) when the charset check already failed; IsValidPortName runs "
-                                       "every check independently")
 def test_target_port_name_every_failing_check_is_reported(c):
     text = invalid_text(c, svc({"ports": port80(targetPort="80_80")}))
     assert text == many(
@@ -420,9 +408,6 @@ def test_selector_invalid_key(c):
     assert text == one(f'spec.selector: Invalid value: "my app": {QUALIFIED_NAME_PART_MSG}')
 
 
-@pytest.mark.xfail(strict=True, reason="kslib names.is_qualified_name skips the regex message for an empty "
-                                       "name part; apimachinery IsQualifiedName appends both 'name part must "
-                                       "be non-empty' and the regex message")
 def test_selector_key_with_empty_name_part(c):
     text = invalid_text(c, svc({"ports": port80(), "selector": {"example.com/": "web"}}))
     assert text == many('spec.selector: Invalid value: "example.com/": name part must be non-empty',
@@ -443,7 +428,6 @@ def test_topology_annotations_matching_accepted(c):
 
 
 # ---- clusterIP ---------------------------------------------------------------------------------------
-@LIST_VALUE_BUG
 def test_cluster_ip_outside_service_cidr(c):
     text = invalid_text(c, svc({"ports": port80(), "clusterIP": "192.168.1.5"}))
     assert text == one('spec.clusterIPs: Invalid value: []string{"192.168.1.5"}: failed to allocate IP '
@@ -451,7 +435,6 @@ def test_cluster_ip_outside_service_cidr(c):
                        "The range of valid IPs is 10.96.0.0/12")
 
 
-@LIST_VALUE_BUG
 def test_cluster_ip_already_allocated_by_kubernetes_service(c):
     assert c.get("Service", "kubernetes").cluster_ip == "10.96.0.1"
     text = invalid_text(c, svc({"ports": port80(), "clusterIP": "10.96.0.1"}))
@@ -466,7 +449,6 @@ def test_cluster_ip_not_an_ip(c, ip):
                        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
 
 
-@LIST_VALUE_BUG
 def test_cluster_ips_must_match_cluster_ip(c):
     text = invalid_text(c, svc({"ports": port80(), "clusterIP": "10.96.0.50", "clusterIPs": ["10.96.0.51"]}))
     assert text == one('spec.clusterIPs: Invalid value: []string{"10.96.0.51"}: first value must match `clusterIP`')
@@ -479,7 +461,6 @@ def test_allocation_error_comes_alone(c):
     assert err_text == one(f"spec.ports[0].nodePort: Invalid value: 80: {NOT_IN_NODEPORT_RANGE}")
 
 
-@LIST_VALUE_BUG
 def test_cluster_ip_allocation_error_comes_alone(c):
     with pytest.raises(kslib.ValidationError) as ei:
         c.apply(svc({"ports": [{"port": 80}, {"port": 81}], "clusterIP": "10.96.0.1",
@@ -582,7 +563,6 @@ def test_reapply_with_changed_selector_keeps_allocations(c):
         (first.cluster_ip, first.ports[0].node_port, first.health_check_node_port)
 
 
-@LIST_VALUE_BUG
 def test_changing_cluster_ip_on_update_is_rejected(c):
     first = created(c, svc({"ports": port80(), "clusterIP": "10.96.0.50"}))
     text = invalid_text(c, svc({"ports": port80(), "clusterIP": "10.96.0.60"}))
@@ -594,10 +574,6 @@ def test_changing_cluster_ip_on_update_is_rejected(c):
     created(c, svc({"ports": port80(), "clusterIP": "10.96.0.60"}, name="other"))
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, AssertionError),
-                   reason="kslib allocates the new clusterIP on update before ValidateServiceUpdate; "
-                                       "the real allocateUpdate only allocates on ExternalName->ClusterIP or a "
-                                       "dual-stack upgrade, so a changed clusterIP always gets 'may not change once set'")
 def test_changing_cluster_ip_to_a_taken_ip_on_update(c):
     created(c, svc({"ports": port80(), "clusterIP": "10.96.0.50"}))
     text = invalid_text(c, svc({"ports": port80(), "clusterIP": "10.96.0.1"}))

@@ -95,8 +95,10 @@ class ValidationError(ValueError):
 
     def __init__(self, kind: str, name: str, errors: list[FieldError]):
         self.kind, self.name = kind, name
-        self.errors = list(dict.fromkeys(errors))
-        lines = list(dict.fromkeys(str(e) for e in self.errors))
+        # ToAggregate drops errors whose text repeats (values may be lists, so compare text)
+        by_text = {str(e): e for e in reversed(list(errors))}
+        lines = list(dict.fromkeys(str(e) for e in errors))
+        self.errors = [by_text[line] for line in lines]
         if len(lines) == 1:
             text = f'The {kind} "{name}" is invalid: {lines[0]}'
         else:

@@ -67,7 +67,7 @@ def is_valid_port_name(name: str) -> list[str]:
         errs.append("must be no more than 15 characters")
     if not re.fullmatch(r"[-a-z0-9]+", name):
         errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
-    elif not re.search(r"[a-z]", name):
+    if not re.search(r"[a-z]", name):
         errs.append("must contain at least one letter (a-z)")
     if "--" in name:
         errs.append("must not contain consecutive hyphens")
@@ -97,7 +97,7 @@ def is_qualified_name(value: str) -> list[str]:
         errs.append("name part must be non-empty")
     elif len(name) > 63:
         errs.append("name part must be no more than 63 characters")
-    if name and not _full(_QUALIFIED_NAME, name):
+    if not _full(_QUALIFIED_NAME, name):
         errs.append("name part " + _regex_error(
             "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
             "alphanumeric character", _QUALIFIED_NAME, "MyName", "my.name", "123-abc"))

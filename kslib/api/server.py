@@ -178,6 +178,10 @@ class APIServer:
             svc.cluster_ips = [svc.cluster_ip]
         if old is not None:
             self._carry_allocations(svc, old)
+            if (svc.type != "ExternalName" and old.type != "ExternalName" and old.cluster_ip
+                    and svc.cluster_ip != old.cluster_ip):
+                # updateClusterIPs allocates nothing here: the update validation refuses the change
+                raise ValidationError("Service", svc.name, validate_service_update(svc, old))
             self._release_service(old)
         try:
             self._allocate_service(svc)
