@@ -5,7 +5,7 @@ import copy
 from dataclasses import dataclass, field
 
 from .errors import Path
-from .meta import ObjectMeta, Reader
+from .meta import Named, ObjectMeta, Reader
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
@@ -90,25 +90,13 @@ class EndpointPort:
 
 
 @dataclass
-class EndpointSlice:
+class EndpointSlice(Named):
     metadata: ObjectMeta
     address_type: str = "IPv4"
     endpoints: list[Endpoint] = field(default_factory=list)
     ports: list[EndpointPort] = field(default_factory=list)
 
     kind = "EndpointSlice"
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @property
-    def key(self) -> str:
-        return self.metadata.key
 
     @property
     def service_name(self) -> str | None:
@@ -197,20 +185,12 @@ class EndpointSubset:
 
 
 @dataclass
-class Endpoints:
+class Endpoints(Named):
     """The legacy v1 Endpoints object: one per Service, every address in it (deprecated in 1.33)."""
     metadata: ObjectMeta
     subsets: list[EndpointSubset] = field(default_factory=list)
 
     kind = "Endpoints"
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def key(self) -> str:
-        return self.metadata.key
 
     def to_dict(self) -> dict:
         out: dict = {"apiVersion": "v1", "kind": "Endpoints", "metadata": copy.deepcopy(self.metadata.to_dict())}

@@ -112,3 +112,20 @@ class ObjectMeta:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+class Named:
+    """name, namespace and key ("namespace/name", or the name of a cluster-scoped object),
+    for every kind that carries ``metadata``."""
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    @property
+    def key(self) -> str:
+        return self.metadata.key

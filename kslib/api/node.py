@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import Path, invalid
-from .meta import ObjectMeta, Reader
+from .meta import Named, ObjectMeta, Reader
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
@@ -19,7 +19,7 @@ def parse_cpu(q) -> int:
 
 
 @dataclass
-class Node:
+class Node(Named):
     metadata: ObjectMeta
     internal_ip: str = ""
     pod_cidr: str = ""
@@ -28,14 +28,6 @@ class Node:
     hostname: str = ""
 
     kind = "Node"
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def key(self) -> str:
-        return self.metadata.name
 
     @property
     def zone(self) -> str | None:

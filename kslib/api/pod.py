@@ -7,7 +7,7 @@ import copy
 from dataclasses import dataclass, field
 
 from .errors import Path
-from .meta import ObjectMeta, Reader
+from .meta import Named, ObjectMeta, Reader
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
@@ -28,7 +28,7 @@ class Container:
 
 
 @dataclass
-class Pod:
+class Pod(Named):
     metadata: ObjectMeta
     containers: list[Container] = field(default_factory=list)
     init_containers: list[Container] = field(default_factory=list)
@@ -49,18 +49,6 @@ class Pod:
     deletion_deadline: float | None = None   # cluster-clock second when a terminating pod is gone
 
     kind = "Pod"
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @property
-    def key(self) -> str:
-        return self.metadata.key
 
     @property
     def terminating(self) -> bool:

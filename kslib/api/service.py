@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass, field
 
 from .errors import Path, invalid
-from .meta import ObjectMeta, Reader
+from .meta import Named, ObjectMeta, Reader
 
 DEFAULT_AFFINITY_TIMEOUT = 10800      # v1.DefaultClientIPServiceAffinitySeconds (3 hours)
 SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
@@ -57,7 +57,7 @@ class LoadBalancerIngress:
 
 
 @dataclass
-class Service:
+class Service(Named):
     metadata: ObjectMeta
     type: str = ""
     selector: dict[str, str] | None = None
@@ -84,18 +84,6 @@ class Service:
     kind = "Service"
 
     # ---- identity and derived facts -------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @property
-    def key(self) -> str:
-        return self.metadata.key
-
     @property
     def headless(self) -> bool:
         return self.cluster_ip == "None"

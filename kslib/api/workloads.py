@@ -8,7 +8,7 @@ import copy
 from dataclasses import dataclass, field
 
 from .errors import Path, invalid, required
-from .meta import ObjectMeta, Reader
+from .meta import Named, ObjectMeta, Reader
 from .pod import Pod
 
 _OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
@@ -49,7 +49,7 @@ class LabelSelector:
 
 
 @dataclass
-class Workload:
+class Workload(Named):
     """What Deployment and StatefulSet share: replicas, a selector and a pod template."""
     metadata: ObjectMeta
     replicas: int = 1
@@ -59,18 +59,6 @@ class Workload:
     service_name: str = ""          # StatefulSet only: the governing (headless) Service
 
     kind = "Workload"
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @property
-    def key(self) -> str:
-        return self.metadata.key
 
     @classmethod
     def from_dict(cls, d: dict):
