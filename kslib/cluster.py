@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import random
+from collections import Counter, deque
+from dataclasses import dataclass
 
 from .api import manifest
 from .api.errors import ValidationError
@@ -16,6 +19,12 @@ from .api.server import APIServer, Event, kubernetes_endpoint_slice, kubernetes_
 from .controllers.endpointslice import EndpointSliceController
 from .controllers.scheduler import reap_terminated, run_kubelets
 from .controllers.workloads import WorkloadController
+from .dataplane import codes as C
+from .dataplane import entry as E
+from .dataplane.network import PROTO_NUMBERS, ClusterNetwork, NodeSpec, PodSpec, ip_int
+from .dataplane.trace import Connection, Step
+from .proxy import NodeView, ProxyConfig
+from .proxy.iptables import IptablesProxier, SyncResult
 
 MODES = ("iptables", "ipvs", "nftables", "ebpf")
 # kubectl's names for the kinds kslib models (kubectl api-resources)
@@ -28,6 +37,17 @@ KIND_ALIASES = {
     "endpointslice": "EndpointSlice", "endpointslices": "EndpointSlice",
 }
 _SETTLE_ROUNDS = 1000
+# sockets every node's host network listens on: kubelet, kube-proxy's healthz
+HOST_PORTS = ((6, 10250), (6, 10256))
+
+
+@dataclass
+class SyncRecord:
+    """One proxier sync on one node: when, and what kube-proxy sent (``result``)."""
+    clock: float
+    node: str
+    mode: str
+    result: SyncResult
 
 
 def kind_name(kind: str) -> str:
@@ -54,7 +74,8 @@ class Cluster:
                  service_cidr: str = "10.96.0.0/12", masquerade_all: bool = False, seed: int = 0,
                  nodes: int | list[str] | None = None, zones: list[str] | None = None,
                  node_cidr: str = "192.168.0.0/24", cluster_domain: str = "cluster.local",
-                 max_endpoints_per_slice: int = 100, node_port_range: str = "30000-32767"):
+                 max_endpoints_per_slice: int = 100, node_port_range: str = "30000-32767",
+                 proxy_options: dict | None = None):
         for name, cidr in (("cluster_cidr", cluster_cidr), ("service_cidr", service_cidr), ("node_cidr", node_cidr)):
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -73,6 +94,15 @@ class Cluster:
         self.events: list[Event] = []
         self._subscribers: list = []
         self._changed = False
+        # kube-proxy on every node, and the network the engine runs packets through
+        self.proxy_config = ProxyConfig(cluster_cidr=cluster_cidr, service_cidr=service_cidr,
+                                        masquerade_all=masquerade_all, **(proxy_options or {}))
+        self.proxiers: dict[str, IptablesProxier] = {}
+        self.sync_log: deque[SyncRecord] = deque(maxlen=10_000)
+        self.network = ClusterNetwork(seed, service_cidr)
+        self._lb_rng = random.Random(seed)
+        self._proxies_stale = True
+        self._network_stale = True
         self.api.watch(self._on_event)
         self.api.apply(kubernetes_service(self.api))
         if nodes:
@@ -97,7 +127,11 @@ class Cluster:
     def set_mode(self, mode: str) -> None:
         """Switch every node's proxier (kube-proxy --proxy-mode, or Cilium's replacement for ebpf)."""
         self._check_mode(mode)
-        self._mode = mode
+        if mode != self._mode:
+            self._mode = mode
+            self.proxiers.clear()             # switching modes: the new proxier starts with a full sync
+            self._proxies_stale = True
+            self._sync_proxies()
 
     # ---- objects ------------------------------------------------------------------------------------
     def apply(self, manifests) -> list:
@@ -213,6 +247,7 @@ class Cluster:
 
     def _on_event(self, e: Event) -> None:
         self._changed = True
+        self._proxies_stale = True
         self.events.append(e)
         self.slices.observe(e)
         for fn in self._subscribers:
@@ -228,6 +263,7 @@ class Cluster:
                 self.slices.sync_dirty()
                 self._sync_kubernetes_slice()
             if not self._changed:
+                self._sync_proxies()
                 return
         raise RuntimeError("controllers did not converge")   # a kslib bug, never user input
 
@@ -237,15 +273,121 @@ class Cluster:
         if want is not None and (have is None or have.endpoints != want.endpoints):
             self.api.write(want)
 
-    # ---- the dataplane (later issues) -----------------------------------------------------------------
+    # ---- kube-proxy ---------------------------------------------------------------------------------------
+    def _sync_proxies(self) -> None:
+        """Every node's proxier syncs after the control plane settles (kube-proxy's watch + sync loop)."""
+        if not self._proxies_stale:
+            return
+        self._proxies_stale, self._network_stale = False, True
+        nodes = self.nodes
+        for gone in set(self.proxiers) - {n.name for n in nodes}:
+            del self.proxiers[gone]
+        if self.mode != "iptables":
+            return                             # the other dataplanes arrive with their issue
+        services, slices = self.api.list("Service"), self.api.list("EndpointSlice")
+        for n in nodes:
+            view = NodeView(n.name, n.internal_ip, dict(n.metadata.labels))
+            proxier = self.proxiers.get(n.name)
+            if proxier is None:
+                proxier = self.proxiers[n.name] = IptablesProxier(view, self.proxy_config)
+            proxier.node = view
+            self.sync_log.append(SyncRecord(self.clock, n.name, self.mode,
+                                            proxier.sync(services, slices, now=self.clock)))
+
+    def last_sync(self, node: str) -> SyncResult:
+        """What the node's kube-proxy sent in its last sync (full or partial, rules, payload)."""
+        self._node(node)
+        for rec in reversed(self.sync_log):
+            if rec.node == node:
+                return rec.result
+        raise KeyError(f'node "{node}" has not synced in {self.mode} mode')
+
+    def _node(self, name: str) -> Node:
+        node = self.api.get("Node", name) if isinstance(name, str) else None
+        if node is None:
+            raise KeyError(f'node "{name}" not found; nodes: {", ".join(n.name for n in self.nodes) or "(none)"}')
+        return node
+
+    def _require_dataplane(self, what: str) -> None:
+        if self.mode != "iptables":
+            raise NotImplementedError(f"{what} in {self.mode} mode arrives with the IPVS/nftables/eBPF issue; "
+                                      "use set_mode('iptables')")
+
+    # ---- the dataplane --------------------------------------------------------------------------------------
     def render(self, node: str) -> str:
-        raise NotImplementedError(f"render() for {self.mode} mode arrives with the dataplane issues")
+        """The node's dataplane as the real tool prints it (iptables mode: ``iptables-save``)."""
+        self._node(node)
+        self._require_dataplane("render()")
+        return self.proxiers[node].render()
 
-    def connect(self, src, dst, port=None, protocol="TCP", via=None):
-        raise NotImplementedError("connect() arrives with the packet engine (iptables dataplane issue)")
+    def _network(self) -> ClusterNetwork:
+        if self._network_stale:
+            nodes = self.nodes
+            api_ip = (kubernetes_endpoint_slice(self.api).endpoints[0].addresses[0] if nodes else None)
+            hc = tuple((6, s.health_check_node_port) for s in self.api.list("Service")
+                       if s.needs_health_check and s.health_check_node_port)
+            specs = [NodeSpec(n.name, n.internal_ip, n.pod_cidr,
+                              HOST_PORTS + hc + (((6, 6443),) if n.internal_ip == api_ip else ())) for n in nodes]
+            pods = [PodSpec(p.key, p.pod_ip, p.node_name, _listening(p)) for p in self.api.list("Pod")
+                    if p.pod_ip and p.node_name and not p.host_network and p.phase not in ("Succeeded", "Failed")]
+            self.network.load(specs, pods, {n.name: self.proxiers[n.name].render() for n in nodes})
+            self._network_stale = False
+        return self.network
 
-    def connect_many(self, src, dst, port, n, protocol="TCP"):
-        raise NotImplementedError("connect_many() arrives with the packet engine (iptables dataplane issue)")
+    def _entry(self, src, dst, port, protocol):
+        self._require_dataplane("connect()")
+        protocol = E.check_protocol(protocol)
+        port = E.check_port(port)
+        dst = E.destination(dst)
+        return E.source(self, src), dst, port, protocol
+
+    def connect(self, src, dst, port=None, protocol="TCP", via=None) -> Connection:
+        """Open one connection from ``src`` to ``dst:port`` and report its fate (shared/API.md)."""
+        entry, dst, port, protocol = self._entry(src, dst, port, protocol)
+        conn = Connection(entry.label, dst, port, protocol)
+        node = entry.node
+        if entry.kind == C.FROM_WIRE:
+            node = E.entry_node(self, entry, dst, via, self._lb_rng)
+            if node is None:
+                conn.reason = (f"no route from outside the cluster to {dst}" if E.lb_service(self, dst) is None
+                               else f"the load balancer for {dst} has no healthy node")
+                conn.trace = [Step("(outside)", "route", verdict=conn.reason)]
+                return conn
+        elif via is not None:
+            raise ValueError("via: only an external client enters the cluster at a chosen node")
+        net = self._network()
+        return net.connect(conn, net.node_index(node), entry.kind, ip_int(entry.src_ip), ip_int(dst), self.clock)
+
+    def connect_many(self, src, dst, port, n, protocol="TCP", via=None) -> Counter:
+        """``n`` new connections in one engine batch: a Counter over backend pods ("namespace/name"),
+        plus "rejected", "dropped" (and "host" for a node's own sockets)."""
+        entry, dst, port, protocol = self._entry(src, dst, port, protocol)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n: Invalid value: {n!r}: must be a non-negative integer")
+        net = self._network()
+        if entry.kind != C.FROM_WIRE:
+            if via is not None:
+                raise ValueError("via: only an external client enters the cluster at a chosen node")
+            return net.connect_many(net.node_index(entry.node), entry.kind, ip_int(entry.src_ip), ip_int(dst),
+                                    port, protocol, n, self.clock)
+        svc = E.lb_service(self, dst) if via is None else None
+        if svc is not None:                   # the load balancer spreads connections over healthy nodes
+            nodes = E.healthy_nodes(self, svc)
+            shares = Counter(self._lb_rng.choice(nodes) for _ in range(n)) if nodes else Counter()
+        else:
+            node = E.entry_node(self, entry, dst, via, self._lb_rng)
+            shares = Counter({node: n}) if node else Counter()
+        total = Counter({"dropped": n - sum(shares.values())} if n - sum(shares.values()) else {})
+        for node, k in sorted(shares.items()):
+            total.update(net.connect_many(net.node_index(node), entry.kind, ip_int(entry.src_ip), ip_int(dst),
+                                          port, protocol, k, self.clock))
+        return total
+
+    def conntrack(self, node: str) -> list[str]:
+        """``conntrack -L`` on the node: the connections it tracks and their NAT."""
+        self._node(node)
+        self._require_dataplane("conntrack()")
+        return self._network().conntrack(node, self.clock)
 
     def resolve(self, name, from_pod, qtype="A"):
         raise NotImplementedError("resolve() arrives with the DNS issue")
@@ -253,6 +395,15 @@ class Cluster:
     def __repr__(self) -> str:
         return (f"Cluster(mode={self.mode!r}, nodes={len(self.nodes)}, pods={len(self.pods)}, "
                 f"services={len(self.services)})")
+
+
+def _listening(pod) -> tuple | None:
+    """(protocol, port) the pod's containers declare; None (any port) when they declare none, since
+    the model cannot know what an undeclared process listens on."""
+    sidecars = [c for c in pod.init_containers if c.restart_policy == "Always"]
+    ports = tuple((PROTO_NUMBERS.get(p.protocol, 6), p.container_port)
+                  for c in pod.containers + sidecars for p in c.ports)
+    return ports or None
 
 
 __all__ = ["Cluster", "ValidationError", "MODES"]

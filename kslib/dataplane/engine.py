@@ -1,0 +1,490 @@
+"""The packet engine: numba kernels that walk the compiled netfilter tables of every node.
+
+``run_flow`` decides one packet's fate from the moment it leaves its sender until it is delivered,
+rejected, dropped or leaves the cluster: at each node it looks the packet up in conntrack, runs the
+hooks in kernel order (PREROUTING raw/mangle/nat, routing, FORWARD or INPUT, POSTROUTING), applies
+NAT (the first packet of a connection walks the nat table; later packets and replies follow the
+conntrack entry), and routes it to a local pod, another node or out of the cluster. A traced
+``connect`` and a batch of millions (``run_batch``) run the same function; a trace only records
+what it did.
+
+Performance note: numba reference-counts every array passed to a function, so the per-rule and
+per-hook work lives inside ``run_flow`` itself and the tables are a few packed 2-D arrays
+(columns in ``codes``) instead of many small ones.
+
+Randomness (``-m statistic``, ``--random-fully``) comes from ``rng``, a splitmix64 state seeded by
+the cluster, so a run can be repeated exactly.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from . import codes as C
+
+Network = namedtuple("Network", ["nodes", "pod_ip", "pods", "listen", "host"])
+State = namedtuple("State", ["rng", "recent", "recent_clock"])
+Conntrack = namedtuple("Conntrack", ["slot_o", "slot_r", "entries", "expires", "meta"])
+
+# hook -> the tables registered on it, in priority order (-1 pads)
+HOOK_TABLE_ORDER = np.array([
+    [C.RAW, C.MANGLE, C.NAT, -1],         # PREROUTING: raw -300, mangle -150, nat (DNAT) -100
+    [C.MANGLE, C.FILTER, C.NAT, -1],      # INPUT: mangle -150, filter 0, nat (SNAT) 100
+    [C.MANGLE, C.FILTER, -1, -1],         # FORWARD
+    [C.RAW, C.MANGLE, C.NAT, C.FILTER],   # OUTPUT: raw, mangle, nat (DNAT) -100, filter 0
+    [C.MANGLE, C.NAT, -1, -1],            # POSTROUTING: mangle, nat (SNAT) 100
+], dtype=np.int64)
+MAXDEPTH = 64                              # jump nesting the walk allows
+ST_SEEN_REPLY, ST_DNAT, ST_SNAT = 1, 2, 4
+HOP_LIMIT = 16
+LOCAL_BIT, BROADCAST_BIT, MULTICAST_BIT, UNICAST_BIT = 1 << 2, 1 << 3, 1 << 5, 1 << 1   # xt_addrtype
+
+
+# ---- randomness --------------------------------------------------------------------------------------
+@njit(cache=True)
+def next_random(rng):
+    """splitmix64: the next 64-bit value of the stream in rng[0]."""
+    rng[0] += np.uint64(0x9E3779B97F4A7C15)
+    z = rng[0]
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def random31(rng):
+    """get_random_u32() & 0x7fffffff, as xt_statistic compares it."""
+    return np.int64(next_random(rng) >> np.uint64(33))
+
+
+# ---- addresses and routing ------------------------------------------------------------------------------
+@njit(cache=True)
+def addr_type(nodes, node, addr):
+    """The xt_addrtype bit of ``addr`` seen from ``node``: LOCAL for its own addresses and 127/8."""
+    if addr == nodes[node, C.N_IP] or addr == nodes[node, C.N_GW] or (addr >> 24) == 127:
+        return LOCAL_BIT
+    if addr == 0xFFFFFFFF or addr == 0:
+        return BROADCAST_BIT
+    if (addr >> 28) == 14:
+        return MULTICAST_BIT
+    return UNICAST_BIT
+
+
+@njit(cache=True)
+def route(nodes, pod_ip, node, addr):
+    """The node's routing decision for ``addr``: (R_* kind, pod or node index)."""
+    if addr_type(nodes, node, addr) == LOCAL_BIT:
+        return C.R_LOCAL, node
+    if (addr & nodes[node, C.N_PMASK]) == nodes[node, C.N_PNET]:
+        i = np.searchsorted(pod_ip, addr)
+        if i < pod_ip.shape[0] and pod_ip[i] == addr:
+            return C.R_POD, i
+        return C.R_NO_POD, -1
+    for m in range(nodes.shape[0]):
+        if m != node and (addr == nodes[m, C.N_IP] or (addr & nodes[m, C.N_PMASK]) == nodes[m, C.N_PNET]):
+            return C.R_NODE, m
+    return C.R_EXTERNAL, -1
+
+
+@njit(cache=True)
+def out_interface(kind):
+    if kind == C.R_LOCAL:
+        return C.IF_LO
+    if kind == C.R_POD or kind == C.R_NO_POD:
+        return C.IF_CNI0
+    return C.IF_ETH0
+
+
+@njit(cache=True)
+def accepts(pods, listen, host, node, pod, proto, port):
+    """Does a socket listen on proto/port in ``pod`` (or, for pod -1, in ``node``'s host network)?"""
+    if pod >= 0:
+        if pods[pod, C.POD_ANY]:
+            return True
+        for k in range(pods[pod, C.POD_L0], pods[pod, C.POD_L1]):
+            if listen[k, 0] == proto and listen[k, 1] == port:
+                return True
+        return False
+    for k in range(host.shape[0]):
+        if host[k, 0] == node and host[k, 1] == proto and host[k, 2] == port:
+            return True
+    return False
+
+
+# ---- tracing -----------------------------------------------------------------------------------------
+@njit(cache=True)
+def record(tr, trn, kind, node, hook, table, chain, rule, a, b, c):
+    n = trn[0]
+    if n < tr.shape[0]:
+        tr[n, 0], tr[n, 1], tr[n, 2], tr[n, 3], tr[n, 4] = kind, node, hook, table, chain
+        tr[n, 5], tr[n, 6], tr[n, 7], tr[n, 8] = rule, a, b, c
+        trn[0] = n + 1
+
+
+# ---- xt_recent -----------------------------------------------------------------------------------------
+@njit(cache=True)
+def recent_match(rc, clock, t, mode, seconds, reap, addr, now_us):
+    """One ``-m recent`` evaluation on table ``t`` (net/netfilter/xt_recent.c recent_mt), uninverted.
+    rc[t, k] = (address, last stamp, LRU sequence); a sequence of 0 marks a free slot."""
+    slot = -1
+    for k in range(rc.shape[1]):
+        if rc[t, k, C.RC_SEQ] > 0 and rc[t, k, C.RC_IP] == addr:
+            slot = k
+            break
+    if slot < 0:
+        if mode != 0:                        # only --set creates an entry
+            return False
+        oldest = 0
+        for k in range(rc.shape[1]):
+            if rc[t, k, C.RC_SEQ] == 0:
+                oldest = k
+                break
+            if rc[t, k, C.RC_SEQ] < rc[t, oldest, C.RC_SEQ]:
+                oldest = k
+        slot = oldest                        # a full table forgets its least recently set address
+        rc[t, slot, C.RC_IP] = addr
+    elif mode == 3:                          # --remove
+        rc[t, slot, C.RC_SEQ] = 0
+        return True
+    elif mode != 0:                          # --rcheck / --update
+        window = seconds * 1000000
+        hit = seconds == 0 or rc[t, slot, C.RC_STAMP] >= now_us - window
+        if reap:                             # recent_entry_reap: drop the LRU head if it is too old
+            head = -1
+            for k in range(rc.shape[1]):
+                if rc[t, k, C.RC_SEQ] > 0 and (head < 0 or rc[t, k, C.RC_SEQ] < rc[t, head, C.RC_SEQ]):
+                    head = k
+            if head >= 0 and rc[t, head, C.RC_STAMP] < now_us - window:
+                rc[t, head, C.RC_SEQ] = 0
+        if not (mode == 2 and hit and rc[t, slot, C.RC_SEQ] > 0):
+            return hit
+    clock[t] += 1                            # --set, or --update on a hit: stamp, move to the LRU tail
+    rc[t, slot, C.RC_STAMP] = now_us
+    rc[t, slot, C.RC_SEQ] = clock[t]
+    return True
+
+
+# ---- conntrack ------------------------------------------------------------------------------------------
+@njit(cache=True)
+def tuple_hash(node, src, dst, sport, dport, proto, mask):
+    h = np.uint64(node * 1000003 + proto)
+    for v in (src, dst, sport, dport):
+        h = (h ^ np.uint64(v)) * np.uint64(0x100000001B3)
+        h ^= h >> np.uint64(29)
+    return np.int64(h & np.uint64(mask))
+
+
+@njit(cache=True)
+def ct_lookup(slot_o, slot_r, ent, expires, node, pk, now):
+    """(entry, direction) for the packet's tuple on ``node``: direction 0 original, 1 reply; (-1, 0) if none."""
+    mask = slot_o.shape[0] - 1
+    h0 = tuple_hash(node, pk[C.P_SRC], pk[C.P_DST], pk[C.P_SPORT], pk[C.P_DPORT], pk[C.P_PROTO], mask)
+    for d in range(2):
+        slots = slot_o if d == 0 else slot_r
+        base = C.CT_O if d == 0 else C.CT_R
+        h = h0
+        while slots[h] >= 0:
+            e = slots[h]
+            if ent[e, C.CT_NODE] == node and ent[e, C.CT_PROTO] == pk[C.P_PROTO] and ent[e, base] == pk[C.P_SRC] \
+                    and ent[e, base + 1] == pk[C.P_DST] and ent[e, base + 2] == pk[C.P_SPORT] \
+                    and ent[e, base + 3] == pk[C.P_DPORT] and expires[e] > now:
+                return e, d
+            h = (h + 1) & mask
+    return -1, 0
+
+
+@njit(cache=True)
+def ct_index(slot_o, slot_r, ent, e):
+    mask = slot_o.shape[0] - 1
+    for d in range(2):
+        slots = slot_o if d == 0 else slot_r
+        b = C.CT_O if d == 0 else C.CT_R
+        h = tuple_hash(ent[e, C.CT_NODE], ent[e, b], ent[e, b + 1], ent[e, b + 2], ent[e, b + 3],
+                       ent[e, C.CT_PROTO], mask)
+        while slots[h] >= 0:
+            h = (h + 1) & mask
+        slots[h] = e
+
+
+@njit(cache=True)
+def ct_insert(slot_o, slot_r, ent, expires, meta, node, orig, pk, expire_at):
+    """Confirm a new entry: ``orig`` is the tuple as the packet arrived, ``pk`` the packet after NAT;
+    the reply tuple is the NATed packet turned around."""
+    e = meta[0]
+    if e >= ent.shape[0]:
+        return -1
+    meta[0] = e + 1
+    ent[e, C.CT_NODE], ent[e, C.CT_PROTO] = node, pk[C.P_PROTO]
+    for k in range(4):
+        ent[e, C.CT_O + k] = orig[k]
+    ent[e, C.CT_R], ent[e, C.CT_R + 1] = pk[C.P_DST], pk[C.P_SRC]
+    ent[e, C.CT_R + 2], ent[e, C.CT_R + 3] = pk[C.P_DPORT], pk[C.P_SPORT]
+    ent[e, C.CT_STATUS] = (ST_DNAT if pk[C.P_CTSTATE] & C.CT_DNAT else 0) | \
+        (ST_SNAT if pk[C.P_CTSTATE] & C.CT_SNAT else 0)
+    expires[e] = expire_at
+    ct_index(slot_o, slot_r, ent, e)
+    return e
+
+
+@njit(cache=True)
+def ct_rehash(slot_o, slot_r, ent, meta):
+    """Rebuild the hash slots after Python compacted or grew the entries."""
+    slot_o[:] = -1
+    slot_r[:] = -1
+    for e in range(meta[0]):
+        ct_index(slot_o, slot_r, ent, e)
+
+
+# ---- the flow ---------------------------------------------------------------------------------------------
+@njit(cache=True)
+def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, rng, rc, rc_clock,
+             slot_o, slot_r, ent, expires, meta, node, kind, pk, now, commit, ttl, reply, tr, trn, out):
+    """Carry one packet from ``node`` (entering as ``kind``) to its fate.
+
+    ``out`` receives [outcome, node, pod (-1: the host or outside), dst, dport, src, sport, reject type].
+    ``commit`` confirms conntrack entries for new connections (lifetime ``ttl``); ``reply`` marks the
+    answer of a connection, which needs no listening socket at its destination. ``trn[1]`` counts the
+    rules visited; ``tr`` receives trace rows when it has room."""
+    orig = np.empty(4, np.int64)
+    stack_c = np.empty(MAXDEPTH, np.int64)
+    stack_i = np.empty(MAXDEPTH, np.int64)
+    now_us = np.int64(now * 1e6)
+    for hop in range(HOP_LIMIT):
+        orig[0], orig[1], orig[2], orig[3] = pk[C.P_SRC], pk[C.P_DST], pk[C.P_SPORT], pk[C.P_DPORT]
+        e, d = ct_lookup(slot_o, slot_r, ent, expires, node, pk, now)
+        pk[C.P_MARK] = 0                     # skb->mark is local to a host
+        if e < 0:
+            pk[C.P_CTSTATE] = C.CT_NEW
+            record(tr, trn, C.E_CT_NEW, node, -1, -1, -1, -1, 0, 0, 0)
+        else:
+            if d == 1:
+                ent[e, C.CT_STATUS] |= ST_SEEN_REPLY
+            st = C.CT_ESTABLISHED if (d == 1 or (ent[e, C.CT_STATUS] & ST_SEEN_REPLY)) else C.CT_NEW
+            if ent[e, C.CT_STATUS] & ST_DNAT:
+                st |= C.CT_DNAT
+            if ent[e, C.CT_STATUS] & ST_SNAT:
+                st |= C.CT_SNAT
+            pk[C.P_CTSTATE] = st
+            record(tr, trn, C.E_CT_FOUND, node, -1, -1, -1, e, d, 0, 0)
+        rk, target = route(nodes, pod_ip, node, pk[C.P_DST])
+        if kind == C.LOCAL_OUT:
+            pk[C.P_IN], pk[C.P_OUT], hook = 0, out_interface(rk), C.OUTPUT
+        else:
+            pk[C.P_IN], pk[C.P_OUT], hook = (C.IF_CNI0 if kind == C.FROM_POD else C.IF_ETH0), 0, C.PRE
+        v = C.V_ACCEPT
+        while hook >= 0:
+            # ---- every table on this hook, in priority order
+            for k in range(4):
+                table = HOOK_TABLE_ORDER[hook, k]
+                if table < 0 or v != C.V_ACCEPT:
+                    break
+                if table == C.NAT and e >= 0:
+                    # a known connection: its entry's NAT (nf_nat_packet), the destination at
+                    # PREROUTING/OUTPUT, the source at POSTROUTING/INPUT
+                    base = C.CT_R if d == 0 else C.CT_O
+                    before = pk[C.P_SRC] + pk[C.P_DST] * 7 + pk[C.P_SPORT] * 13 + pk[C.P_DPORT] * 17
+                    if hook == C.PRE or hook == C.OUTPUT:
+                        pk[C.P_DST], pk[C.P_DPORT] = ent[e, base], ent[e, base + 2]
+                    else:
+                        pk[C.P_SRC], pk[C.P_SPORT] = ent[e, base + 1], ent[e, base + 3]
+                    if before != pk[C.P_SRC] + pk[C.P_DST] * 7 + pk[C.P_SPORT] * 13 + pk[C.P_DPORT] * 17:
+                        record(tr, trn, C.E_CT_NAT, node, hook, table, -1, e, pk[C.P_SRC], pk[C.P_DST],
+                               pk[C.P_DPORT] * 65536 + pk[C.P_SPORT])
+                    continue
+                chain = hooks[node, hook, table]
+                if chain < 0:
+                    continue
+                # ---- walk one table: rules in order, jumps on a stack
+                sp = 0
+                i = chains[chain, C.CH_START]
+                while True:
+                    if i >= chains[chain, C.CH_END]:
+                        if sp == 0:
+                            pol = chains[chain, C.CH_POLICY]
+                            record(tr, trn, C.E_POLICY, node, hook, table, chain, -1, pol, 0, 0)
+                            v = C.V_DROP if pol == C.V_DROP else C.V_ACCEPT
+                            break
+                        sp -= 1
+                        chain, i = stack_c[sp], stack_i[sp]
+                        continue
+                    trn[1] += 1
+                    r = rules[i]
+                    # the IP header part first (ip_packet_match), then each -m match in order
+                    ok = True
+                    if r[C.R_SMASK] != 0 or r[C.R_SINV] != 0:
+                        ok = ((pk[C.P_SRC] & r[C.R_SMASK]) == r[C.R_SRC]) != (r[C.R_SINV] != 0)
+                    if ok and (r[C.R_DMASK] != 0 or r[C.R_DINV] != 0):
+                        ok = ((pk[C.P_DST] & r[C.R_DMASK]) == r[C.R_DST]) != (r[C.R_DINV] != 0)
+                    if ok and r[C.R_PROTO] >= 0:
+                        ok = (pk[C.P_PROTO] == r[C.R_PROTO]) != (r[C.R_PINV] != 0)
+                    if ok and r[C.R_IN] >= 0:
+                        ok = (pk[C.P_IN] & r[C.R_IN]) != 0
+                    if ok and r[C.R_OUT] >= 0:
+                        ok = (pk[C.P_OUT] & r[C.R_OUT]) != 0
+                    j = r[C.R_M0]
+                    while ok and j < r[C.R_M1]:
+                        m = matches[j]
+                        op, a = m[C.M_OP], m[C.M_A]
+                        if op == C.M_DPORT:
+                            hit = a <= pk[C.P_DPORT] <= m[C.M_B]
+                        elif op == C.M_SPORT:
+                            hit = a <= pk[C.P_SPORT] <= m[C.M_B]
+                        elif op == C.M_PORTS:
+                            hit = False
+                            for q in range(a, m[C.M_B], 2):
+                                if (m[C.M_C] != 1 and aux[q] <= pk[C.P_DPORT] <= aux[q + 1]) or \
+                                        (m[C.M_C] != 0 and aux[q] <= pk[C.P_SPORT] <= aux[q + 1]):
+                                    hit = True
+                                    break
+                        elif op == C.M_SRCTYPE:
+                            hit = (addr_type(nodes, node, pk[C.P_SRC]) & a) != 0
+                        elif op == C.M_DSTTYPE:
+                            hit = (addr_type(nodes, node, pk[C.P_DST]) & a) != 0
+                        elif op == C.M_MARK:
+                            hit = (pk[C.P_MARK] & m[C.M_B]) == a
+                        elif op == C.M_CTSTATE:
+                            hit = (pk[C.P_CTSTATE] & a) != 0
+                        elif op == C.M_RANDOM:
+                            hit = random31(rng) < a
+                        elif op == C.M_NTH:          # xt_statistic nth: a shared count wrapping at every-1
+                            matches[j, C.M_COUNT] = 0 if m[C.M_COUNT] == a else m[C.M_COUNT] + 1
+                            hit = matches[j, C.M_COUNT] == 0
+                        elif op == C.M_RECENT:
+                            hit = recent_match(rc, rc_clock, m[C.M_B], a, m[C.M_C], m[C.M_D] != 0,
+                                               pk[C.P_DST] if m[C.M_E] else pk[C.P_SRC], now_us)
+                        else:
+                            hit = False
+                        ok = hit != (m[C.M_INV] != 0)
+                        j += 1
+                    if not ok:
+                        i += 1
+                        continue
+                    rules[i, C.R_PKTS] += 1
+                    t = r[C.R_TGT]
+                    if t != C.T_DNAT and t != C.T_SNAT and t != C.T_MASQ:   # NAT records what it did below
+                        record(tr, trn, C.E_RULE, node, hook, table, chain, i, t, 0, 0)
+                    if t == C.T_JUMP:
+                        if sp == MAXDEPTH:
+                            v = C.V_DROP
+                            break
+                        stack_c[sp], stack_i[sp] = chain, i + 1
+                        sp += 1
+                        chain = r[C.R_TA]
+                        i = chains[chain, C.CH_START]
+                    elif t == C.T_GOTO:
+                        chain = r[C.R_TA]
+                        i = chains[chain, C.CH_START]
+                    elif t == C.T_RETURN:
+                        i = chains[chain, C.CH_END]
+                    elif t == C.T_ACCEPT:
+                        break
+                    elif t == C.T_DROP:
+                        v = C.V_DROP
+                        break
+                    elif t == C.T_REJECT:
+                        pk[C.P_REJECT_WITH] = r[C.R_TA]
+                        v = C.V_REJECT
+                        break
+                    elif t == C.T_DNAT:
+                        pk[C.P_DST] = r[C.R_TA]
+                        if r[C.R_TB] != 0:
+                            pk[C.P_DPORT] = r[C.R_TB]
+                        pk[C.P_CTSTATE] |= C.CT_DNAT
+                        record(tr, trn, C.E_DNAT, node, hook, table, chain, i, pk[C.P_DST], pk[C.P_DPORT], 0)
+                        break
+                    elif t == C.T_SNAT or t == C.T_MASQ:
+                        if t == C.T_SNAT:
+                            pk[C.P_SRC] = r[C.R_TA]
+                            if r[C.R_TB] != 0:
+                                pk[C.P_SPORT] = r[C.R_TB]
+                        else:                # MASQUERADE: the address of the outgoing interface
+                            if pk[C.P_OUT] == C.IF_CNI0:
+                                pk[C.P_SRC] = nodes[node, C.N_GW]
+                            elif pk[C.P_OUT] == C.IF_LO:
+                                pk[C.P_SRC] = 0x7F000001
+                            else:
+                                pk[C.P_SRC] = nodes[node, C.N_IP]
+                            if r[C.R_TC] != 0:   # --random-fully: a random source port
+                                pk[C.P_SPORT] = 1024 + random31(rng) % (65536 - 1024)
+                        pk[C.P_CTSTATE] |= C.CT_SNAT
+                        record(tr, trn, C.E_SNAT, node, hook, table, chain, i, pk[C.P_SRC], pk[C.P_SPORT], 0)
+                        break
+                    elif t == C.T_MARK:
+                        pk[C.P_MARK] = ((pk[C.P_MARK] & ~r[C.R_TB]) ^ r[C.R_TA]) & 0xFFFFFFFF
+                        i += 1
+                    else:                    # LOG, or no target: count and go on
+                        i += 1
+            if v != C.V_ACCEPT:
+                break
+            # ---- the next hook
+            if hook == C.PRE or hook == C.OUTPUT:
+                rk, target = route(nodes, pod_ip, node, pk[C.P_DST])     # (re)route after DNAT
+                pk[C.P_OUT] = out_interface(rk)
+                record(tr, trn, C.E_ROUTE, node, -1, -1, -1, -1, rk, target, pk[C.P_DST])
+                hook = C.POST if hook == C.OUTPUT else (C.INPUT if rk == C.R_LOCAL else C.FORWARD)
+            elif hook == C.FORWARD:
+                hook = C.POST
+            elif hook == C.POST and kind == C.LOCAL_OUT and rk == C.R_LOCAL:
+                pk[C.P_IN], hook = C.IF_LO, C.INPUT
+            else:
+                hook = -1
+        out[1], out[2], out[3], out[4] = node, -1, pk[C.P_DST], pk[C.P_DPORT]
+        out[5], out[6], out[7] = pk[C.P_SRC], pk[C.P_SPORT], pk[C.P_REJECT_WITH]
+        if v == C.V_DROP:
+            record(tr, trn, C.E_DROP, node, -1, -1, -1, -1, 0, 0, 0)
+            out[0] = C.O_DROPPED
+            return
+        if v == C.V_REJECT:
+            record(tr, trn, C.E_REJECT, node, -1, -1, -1, -1, pk[C.P_REJECT_WITH], 0, 0)
+            out[0] = C.O_REJECTED
+            return
+        if e < 0 and commit:
+            ne = ct_insert(slot_o, slot_r, ent, expires, meta, node, orig, pk, now + ttl)
+            record(tr, trn, C.E_CONFIRM, node, -1, -1, -1, ne, 0, 0, 0)
+        if rk == C.R_LOCAL or rk == C.R_POD:
+            pod = target if rk == C.R_POD else -1
+            out[2] = pod
+            out[0] = C.O_DELIVERED if reply or accepts(pods, listen, host, node, pod, pk[C.P_PROTO],
+                                                       pk[C.P_DPORT]) else C.O_REJECTED
+            record(tr, trn, C.E_DELIVER if out[0] == C.O_DELIVERED else C.E_REFUSED, node, -1, -1, -1, -1,
+                   pod, pk[C.P_DST], pk[C.P_DPORT])
+            return
+        if rk == C.R_NO_POD:                 # nothing answers ARP on the bridge
+            record(tr, trn, C.E_DROP, node, -1, -1, -1, -1, 1, pk[C.P_DST], 0)
+            out[0] = C.O_DROPPED
+            return
+        if rk == C.R_EXTERNAL:
+            record(tr, trn, C.E_LEAVE, node, -1, -1, -1, -1, 0, pk[C.P_DST], pk[C.P_DPORT])
+            out[0] = C.O_LEFT
+            return
+        record(tr, trn, C.E_FORWARD, node, -1, -1, -1, -1, target, pk[C.P_DST], 0)
+        node, kind = target, C.FROM_WIRE
+    out[0] = C.O_DROPPED                     # a routing loop: the TTL runs out
+    return
+
+
+@njit(cache=True)
+def run_batch(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, rng, rc, rc_clock,
+              slot_o, slot_r, ent, expires, meta, node, kind, src, dst, dport, proto, n, sport0, now, counts):
+    """``n`` new connections from ``src`` (source ports from sport0 on) to ``dst:dport``, not kept in
+    conntrack. ``counts[pod]`` gets deliveries per pod; the last four cells count deliveries to a
+    host, rejected, dropped and left the cluster. Returns the number of rules visited."""
+    pk = np.zeros(C.P_LEN, np.int64)
+    out = np.zeros(8, np.int64)
+    tr = np.zeros((0, 9), np.int64)
+    trn = np.zeros(2, np.int64)
+    npods = counts.shape[0] - 4
+    span = C.EPHEMERAL_HI - C.EPHEMERAL_LO + 1
+    for k in range(n):
+        pk[:] = 0
+        pk[C.P_SRC], pk[C.P_DST], pk[C.P_DPORT], pk[C.P_PROTO] = src, dst, dport, proto
+        pk[C.P_SPORT] = C.EPHEMERAL_LO + (sport0 + k) % span
+        run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, rng, rc, rc_clock,
+                 slot_o, slot_r, ent, expires, meta, node, kind, pk, now, False, 0.0, False, tr, trn, out)
+        if out[0] == C.O_DELIVERED:
+            counts[out[2] if out[2] >= 0 else npods] += 1
+        else:                                # O_REJECTED, O_DROPPED, O_LEFT = 2, 3, 4
+            counts[npods + out[0] - 1] += 1
+    return trn[1]
