@@ -47,6 +47,7 @@ install: $(STAMP)
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lab: install
+	$(VPY) -m kslib.warmup
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 $(LAB_ROOT) --ServerApp.root_dir=notebooks \
 		$(if $(wildcard notebooks/00_welcome.ipynb),notebooks/00_welcome.ipynb,notebooks/)
 
@@ -70,6 +71,8 @@ system-deps:
 # pytest exit code 5 (no tests collected) is turned into a failure.
 test: install system-deps
 	@mkdir -p $(NUMBA_CACHE)
+	@# compile the numba kernels once, so the two pytest workers load them from the cache
+	NUMBA_CACHE_DIR=$(NUMBA_CACHE) $(VPY) -m kslib.warmup
 	@set +e; \
 	NUMBA_CACHE_DIR=$(NUMBA_CACHE) KSLIB_QUICK=1 $(VPY) -m pytest -n 2 tests/ $(PYTEST_ARGS); \
 	rc=$$?; \

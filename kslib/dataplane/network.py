@@ -269,3 +269,18 @@ def _new_conntrack(size: int) -> E.Conntrack:
     return E.Conntrack(slot_o=np.full(2 * size, -1, np.int64), slot_r=np.full(2 * size, -1, np.int64),
                        entries=np.zeros((size, C.CT_COLS), np.int64), expires=np.zeros(size, np.float64),
                        meta=np.zeros(1, np.int64))
+
+
+def warmup() -> None:
+    """Compile the engine's kernels (numba caches them on disk): one traced connection, one batch,
+    and a conntrack resize, on a two-node cluster."""
+    from kslib import Cluster          # the facade imports this module
+    c = Cluster(nodes=2, seed=0)
+    c.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "warm"},
+             "spec": {"ports": [{"port": 80}], "selector": {"app": "warm"}}})
+    c.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "warm", "labels": {"app": "warm"}},
+             "spec": {"containers": [{"name": "c"}]}})
+    ip = c.get("svc", "warm").cluster_ip
+    c.connect("warm", ip, 80)
+    c.connect_many("warm", ip, 80, 10)
+    c.network._ensure_conntrack(c.clock, room=c.network.ct.entries.shape[0])

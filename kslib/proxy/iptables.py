@@ -19,7 +19,7 @@ from kslib.api.service import Service
 
 from . import NodeView, ProxyConfig
 from .topology import (CategorizedEndpoints, EndpointInfo, ServicePortInfo, node_family, parse_ip,
-                       service_ports, slice_matches)
+                       service_ports, slice_matches, slices_by_service)
 
 KUBE_SERVICES = "KUBE-SERVICES"
 KUBE_EXTERNAL_SERVICES = "KUBE-EXTERNAL-SERVICES"
@@ -160,7 +160,9 @@ class IptablesProxier:
              full: bool = False) -> SyncResult:
         """syncProxyRules: build the restore input, apply it to the node, report on it."""
         do_full = full or self._needs_full_sync(now)
-        fingerprints = {svc.key: _fingerprint(svc, slices, self._family) for svc in services}
+        grouped = slices_by_service(slices)
+        fingerprints = {svc.key: _fingerprint(svc, grouped.get((svc.namespace, svc.name), []), self._family)
+                        for svc in services}
         changed = {k for k in fingerprints.keys() | self._fingerprints.keys()
                    if fingerprints.get(k) != self._fingerprints.get(k)}
         if do_full:
@@ -471,9 +473,8 @@ def _filter_verdicts(sp: ServicePortInfo, eps: CategorizedEndpoints):
 
 
 def _fingerprint(svc: Service, slices: list[EndpointSlice], family: int) -> str:
-    """What a Service's per-service chains depend on: its spec and status, and its slices."""
-    mine = sorted((s for s in slices if slice_matches(s, svc.namespace, svc.name, family)),
-                  key=lambda s: s.name)
+    """What a Service's per-service chains depend on: its spec and status, and its own slices."""
+    mine = [s for s in slices if slice_matches(s, svc.namespace, svc.name, family)]
     d = svc.to_dict()
     return json.dumps([d["spec"], d["status"], [s.to_dict() for s in mine]], sort_keys=True)
 

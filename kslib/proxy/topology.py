@@ -190,7 +190,7 @@ def port_endpoints(info: ServicePortInfo, slices: list[EndpointSlice], node_name
                    family: int) -> list[EndpointInfo]:
     """Every endpoint of the service port, merged over its slices and sorted by "ip:port" string."""
     by_addr: dict[str, EndpointInfo] = {}
-    for es in sorted(slices, key=lambda s: s.name):
+    for es in slices:
         if not slice_matches(es, info.namespace, info.name, family):
             continue
         for p in es.ports:
@@ -272,4 +272,14 @@ def service_ports(services: list[Service], slices: list[EndpointSlice],
     family = node_family(node)
     infos = [i for svc in services for i in service_port_infos(svc, family)]
     infos.sort(key=lambda i: (i.spn, i.protocol))
-    return [(i, categorize(i, port_endpoints(i, slices, node.name, family), node)) for i in infos]
+    mine = slices_by_service(slices)
+    return [(i, categorize(i, port_endpoints(i, mine.get((i.namespace, i.name), []), node.name, family), node))
+            for i in infos]
+
+
+def slices_by_service(slices: list[EndpointSlice]) -> dict[tuple[str, str], list[EndpointSlice]]:
+    """(namespace, service name) -> its EndpointSlices, sorted by name (one pass, not one per Service)."""
+    out: dict[tuple[str, str], list[EndpointSlice]] = {}
+    for es in sorted(slices, key=lambda s: s.name):
+        out.setdefault((es.namespace, es.service_name), []).append(es)
+    return out
