@@ -247,6 +247,7 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
     ``commit`` confirms conntrack entries for new connections (lifetime ``ttl``); ``reply`` marks the
     answer of a connection, which needs no listening socket at its destination. ``trn[1]`` counts the
     rules visited; ``tr`` receives trace rows when it has room."""
+    tracing = tr.shape[0] > 0
     orig = np.empty(4, np.int64)
     stack_c = np.empty(MAXDEPTH, np.int64)
     stack_i = np.empty(MAXDEPTH, np.int64)
@@ -257,7 +258,8 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
         pk[C.P_MARK] = 0                     # skb->mark is local to a host
         if e < 0:
             pk[C.P_CTSTATE] = C.CT_NEW
-            record(tr, trn, C.E_CT_NEW, node, -1, -1, -1, -1, 0, 0, 0)
+            if tracing:
+                record(tr, trn, C.E_CT_NEW, node, -1, -1, -1, -1, 0, 0, 0)
         else:
             if d == 1:
                 ent[e, C.CT_STATUS] |= ST_SEEN_REPLY
@@ -267,7 +269,8 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
             if ent[e, C.CT_STATUS] & ST_SNAT:
                 st |= C.CT_SNAT
             pk[C.P_CTSTATE] = st
-            record(tr, trn, C.E_CT_FOUND, node, -1, -1, -1, e, d, 0, 0)
+            if tracing:
+                record(tr, trn, C.E_CT_FOUND, node, -1, -1, -1, e, d, 0, 0)
         rk, target = route(nodes, pod_ip, node, pk[C.P_DST])
         if kind == C.LOCAL_OUT:
             pk[C.P_IN], pk[C.P_OUT], hook = 0, out_interface(rk), C.OUTPUT
@@ -290,8 +293,9 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                     else:
                         pk[C.P_SRC], pk[C.P_SPORT] = ent[e, base + 1], ent[e, base + 3]
                     if before != pk[C.P_SRC] + pk[C.P_DST] * 7 + pk[C.P_SPORT] * 13 + pk[C.P_DPORT] * 17:
-                        record(tr, trn, C.E_CT_NAT, node, hook, table, -1, e, pk[C.P_SRC], pk[C.P_DST],
-                               pk[C.P_DPORT] * 65536 + pk[C.P_SPORT])
+                        if tracing:
+                            record(tr, trn, C.E_CT_NAT, node, hook, table, -1, e, pk[C.P_SRC], pk[C.P_DST],
+                                   pk[C.P_DPORT] * 65536 + pk[C.P_SPORT])
                     continue
                 chain = hooks[node, hook, table]
                 if chain < 0:
@@ -303,39 +307,38 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                     if i >= chains[chain, C.CH_END]:
                         if sp == 0:
                             pol = chains[chain, C.CH_POLICY]
-                            record(tr, trn, C.E_POLICY, node, hook, table, chain, -1, pol, 0, 0)
+                            if tracing:
+                                record(tr, trn, C.E_POLICY, node, hook, table, chain, -1, pol, 0, 0)
                             v = C.V_DROP if pol == C.V_DROP else C.V_ACCEPT
                             break
                         sp -= 1
                         chain, i = stack_c[sp], stack_i[sp]
                         continue
                     trn[1] += 1
-                    r = rules[i]
                     # the IP header part first (ip_packet_match), then each -m match in order
                     ok = True
-                    if r[C.R_SMASK] != 0 or r[C.R_SINV] != 0:
-                        ok = ((pk[C.P_SRC] & r[C.R_SMASK]) == r[C.R_SRC]) != (r[C.R_SINV] != 0)
-                    if ok and (r[C.R_DMASK] != 0 or r[C.R_DINV] != 0):
-                        ok = ((pk[C.P_DST] & r[C.R_DMASK]) == r[C.R_DST]) != (r[C.R_DINV] != 0)
-                    if ok and r[C.R_PROTO] >= 0:
-                        ok = (pk[C.P_PROTO] == r[C.R_PROTO]) != (r[C.R_PINV] != 0)
-                    if ok and r[C.R_IN] >= 0:
-                        ok = (pk[C.P_IN] & r[C.R_IN]) != 0
-                    if ok and r[C.R_OUT] >= 0:
-                        ok = (pk[C.P_OUT] & r[C.R_OUT]) != 0
-                    j = r[C.R_M0]
-                    while ok and j < r[C.R_M1]:
-                        m = matches[j]
-                        op, a = m[C.M_OP], m[C.M_A]
+                    if rules[i, C.R_SMASK] != 0 or rules[i, C.R_SINV] != 0:
+                        ok = ((pk[C.P_SRC] & rules[i, C.R_SMASK]) == rules[i, C.R_SRC]) != (rules[i, C.R_SINV] != 0)
+                    if ok and (rules[i, C.R_DMASK] != 0 or rules[i, C.R_DINV] != 0):
+                        ok = ((pk[C.P_DST] & rules[i, C.R_DMASK]) == rules[i, C.R_DST]) != (rules[i, C.R_DINV] != 0)
+                    if ok and rules[i, C.R_PROTO] >= 0:
+                        ok = (pk[C.P_PROTO] == rules[i, C.R_PROTO]) != (rules[i, C.R_PINV] != 0)
+                    if ok and rules[i, C.R_IN] >= 0:
+                        ok = (pk[C.P_IN] & rules[i, C.R_IN]) != 0
+                    if ok and rules[i, C.R_OUT] >= 0:
+                        ok = (pk[C.P_OUT] & rules[i, C.R_OUT]) != 0
+                    j = rules[i, C.R_M0]
+                    while ok and j < rules[i, C.R_M1]:
+                        op, a = matches[j, C.M_OP], matches[j, C.M_A]
                         if op == C.M_DPORT:
-                            hit = a <= pk[C.P_DPORT] <= m[C.M_B]
+                            hit = a <= pk[C.P_DPORT] <= matches[j, C.M_B]
                         elif op == C.M_SPORT:
-                            hit = a <= pk[C.P_SPORT] <= m[C.M_B]
+                            hit = a <= pk[C.P_SPORT] <= matches[j, C.M_B]
                         elif op == C.M_PORTS:
                             hit = False
-                            for q in range(a, m[C.M_B], 2):
-                                if (m[C.M_C] != 1 and aux[q] <= pk[C.P_DPORT] <= aux[q + 1]) or \
-                                        (m[C.M_C] != 0 and aux[q] <= pk[C.P_SPORT] <= aux[q + 1]):
+                            for q in range(a, matches[j, C.M_B], 2):
+                                if (matches[j, C.M_C] != 1 and aux[q] <= pk[C.P_DPORT] <= aux[q + 1]) or \
+                                        (matches[j, C.M_C] != 0 and aux[q] <= pk[C.P_SPORT] <= aux[q + 1]):
                                     hit = True
                                     break
                         elif op == C.M_SRCTYPE:
@@ -343,38 +346,39 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                         elif op == C.M_DSTTYPE:
                             hit = (addr_type(nodes, node, pk[C.P_DST]) & a) != 0
                         elif op == C.M_MARK:
-                            hit = (pk[C.P_MARK] & m[C.M_B]) == a
+                            hit = (pk[C.P_MARK] & matches[j, C.M_B]) == a
                         elif op == C.M_CTSTATE:
                             hit = (pk[C.P_CTSTATE] & a) != 0
                         elif op == C.M_RANDOM:
                             hit = random31(rng) < a
                         elif op == C.M_NTH:          # xt_statistic nth: a shared count wrapping at every-1
-                            matches[j, C.M_COUNT] = 0 if m[C.M_COUNT] == a else m[C.M_COUNT] + 1
+                            matches[j, C.M_COUNT] = 0 if matches[j, C.M_COUNT] == a else matches[j, C.M_COUNT] + 1
                             hit = matches[j, C.M_COUNT] == 0
                         elif op == C.M_RECENT:
-                            hit = recent_match(rc, rc_clock, m[C.M_B], a, m[C.M_C], m[C.M_D] != 0,
-                                               pk[C.P_DST] if m[C.M_E] else pk[C.P_SRC], now_us)
+                            hit = recent_match(rc, rc_clock, matches[j, C.M_B], a, matches[j, C.M_C], matches[j, C.M_D] != 0,
+                                               pk[C.P_DST] if matches[j, C.M_E] else pk[C.P_SRC], now_us)
                         else:
                             hit = False
-                        ok = hit != (m[C.M_INV] != 0)
+                        ok = hit != (matches[j, C.M_INV] != 0)
                         j += 1
                     if not ok:
                         i += 1
                         continue
                     rules[i, C.R_PKTS] += 1
-                    t = r[C.R_TGT]
+                    t = rules[i, C.R_TGT]
                     if t != C.T_DNAT and t != C.T_SNAT and t != C.T_MASQ:   # NAT records what it did below
-                        record(tr, trn, C.E_RULE, node, hook, table, chain, i, t, 0, 0)
+                        if tracing:
+                            record(tr, trn, C.E_RULE, node, hook, table, chain, i, t, 0, 0)
                     if t == C.T_JUMP:
                         if sp == MAXDEPTH:
                             v = C.V_DROP
                             break
                         stack_c[sp], stack_i[sp] = chain, i + 1
                         sp += 1
-                        chain = r[C.R_TA]
+                        chain = rules[i, C.R_TA]
                         i = chains[chain, C.CH_START]
                     elif t == C.T_GOTO:
-                        chain = r[C.R_TA]
+                        chain = rules[i, C.R_TA]
                         i = chains[chain, C.CH_START]
                     elif t == C.T_RETURN:
                         i = chains[chain, C.CH_END]
@@ -384,21 +388,22 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                         v = C.V_DROP
                         break
                     elif t == C.T_REJECT:
-                        pk[C.P_REJECT_WITH] = r[C.R_TA]
+                        pk[C.P_REJECT_WITH] = rules[i, C.R_TA]
                         v = C.V_REJECT
                         break
                     elif t == C.T_DNAT:
-                        pk[C.P_DST] = r[C.R_TA]
-                        if r[C.R_TB] != 0:
-                            pk[C.P_DPORT] = r[C.R_TB]
+                        pk[C.P_DST] = rules[i, C.R_TA]
+                        if rules[i, C.R_TB] != 0:
+                            pk[C.P_DPORT] = rules[i, C.R_TB]
                         pk[C.P_CTSTATE] |= C.CT_DNAT
-                        record(tr, trn, C.E_DNAT, node, hook, table, chain, i, pk[C.P_DST], pk[C.P_DPORT], 0)
+                        if tracing:
+                            record(tr, trn, C.E_DNAT, node, hook, table, chain, i, pk[C.P_DST], pk[C.P_DPORT], 0)
                         break
                     elif t == C.T_SNAT or t == C.T_MASQ:
                         if t == C.T_SNAT:
-                            pk[C.P_SRC] = r[C.R_TA]
-                            if r[C.R_TB] != 0:
-                                pk[C.P_SPORT] = r[C.R_TB]
+                            pk[C.P_SRC] = rules[i, C.R_TA]
+                            if rules[i, C.R_TB] != 0:
+                                pk[C.P_SPORT] = rules[i, C.R_TB]
                         else:                # MASQUERADE: the address of the outgoing interface
                             if pk[C.P_OUT] == C.IF_CNI0:
                                 pk[C.P_SRC] = nodes[node, C.N_GW]
@@ -406,13 +411,14 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                                 pk[C.P_SRC] = 0x7F000001
                             else:
                                 pk[C.P_SRC] = nodes[node, C.N_IP]
-                            if r[C.R_TC] != 0:   # --random-fully: a random source port
+                            if rules[i, C.R_TC] != 0:   # --random-fully: a random source port
                                 pk[C.P_SPORT] = 1024 + random31(rng) % (65536 - 1024)
                         pk[C.P_CTSTATE] |= C.CT_SNAT
-                        record(tr, trn, C.E_SNAT, node, hook, table, chain, i, pk[C.P_SRC], pk[C.P_SPORT], 0)
+                        if tracing:
+                            record(tr, trn, C.E_SNAT, node, hook, table, chain, i, pk[C.P_SRC], pk[C.P_SPORT], 0)
                         break
                     elif t == C.T_MARK:
-                        pk[C.P_MARK] = ((pk[C.P_MARK] & ~r[C.R_TB]) ^ r[C.R_TA]) & 0xFFFFFFFF
+                        pk[C.P_MARK] = ((pk[C.P_MARK] & ~rules[i, C.R_TB]) ^ rules[i, C.R_TA]) & 0xFFFFFFFF
                         i += 1
                     else:                    # LOG, or no target: count and go on
                         i += 1
@@ -422,7 +428,8 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
             if hook == C.PRE or hook == C.OUTPUT:
                 rk, target = route(nodes, pod_ip, node, pk[C.P_DST])     # (re)route after DNAT
                 pk[C.P_OUT] = out_interface(rk)
-                record(tr, trn, C.E_ROUTE, node, -1, -1, -1, -1, rk, target, pk[C.P_DST])
+                if tracing:
+                    record(tr, trn, C.E_ROUTE, node, -1, -1, -1, -1, rk, target, pk[C.P_DST])
                 hook = C.POST if hook == C.OUTPUT else (C.INPUT if rk == C.R_LOCAL else C.FORWARD)
             elif hook == C.FORWARD:
                 hook = C.POST
@@ -433,33 +440,40 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
         out[1], out[2], out[3], out[4] = node, -1, pk[C.P_DST], pk[C.P_DPORT]
         out[5], out[6], out[7] = pk[C.P_SRC], pk[C.P_SPORT], pk[C.P_REJECT_WITH]
         if v == C.V_DROP:
-            record(tr, trn, C.E_DROP, node, -1, -1, -1, -1, 0, 0, 0)
+            if tracing:
+                record(tr, trn, C.E_DROP, node, -1, -1, -1, -1, 0, 0, 0)
             out[0] = C.O_DROPPED
             return
         if v == C.V_REJECT:
-            record(tr, trn, C.E_REJECT, node, -1, -1, -1, -1, pk[C.P_REJECT_WITH], 0, 0)
+            if tracing:
+                record(tr, trn, C.E_REJECT, node, -1, -1, -1, -1, pk[C.P_REJECT_WITH], 0, 0)
             out[0] = C.O_REJECTED
             return
         if e < 0 and commit:
             ne = ct_insert(slot_o, slot_r, ent, expires, meta, node, orig, pk, now + ttl)
-            record(tr, trn, C.E_CONFIRM, node, -1, -1, -1, ne, 0, 0, 0)
+            if tracing:
+                record(tr, trn, C.E_CONFIRM, node, -1, -1, -1, ne, 0, 0, 0)
         if rk == C.R_LOCAL or rk == C.R_POD:
             pod = target if rk == C.R_POD else -1
             out[2] = pod
             out[0] = C.O_DELIVERED if reply or accepts(pods, listen, host, node, pod, pk[C.P_PROTO],
                                                        pk[C.P_DPORT]) else C.O_REJECTED
-            record(tr, trn, C.E_DELIVER if out[0] == C.O_DELIVERED else C.E_REFUSED, node, -1, -1, -1, -1,
-                   pod, pk[C.P_DST], pk[C.P_DPORT])
+            if tracing:
+                record(tr, trn, C.E_DELIVER if out[0] == C.O_DELIVERED else C.E_REFUSED, node, -1, -1, -1, -1,
+                       pod, pk[C.P_DST], pk[C.P_DPORT])
             return
         if rk == C.R_NO_POD:                 # nothing answers ARP on the bridge
-            record(tr, trn, C.E_DROP, node, -1, -1, -1, -1, 1, pk[C.P_DST], 0)
+            if tracing:
+                record(tr, trn, C.E_DROP, node, -1, -1, -1, -1, 1, pk[C.P_DST], 0)
             out[0] = C.O_DROPPED
             return
         if rk == C.R_EXTERNAL:
-            record(tr, trn, C.E_LEAVE, node, -1, -1, -1, -1, 0, pk[C.P_DST], pk[C.P_DPORT])
+            if tracing:
+                record(tr, trn, C.E_LEAVE, node, -1, -1, -1, -1, 0, pk[C.P_DST], pk[C.P_DPORT])
             out[0] = C.O_LEFT
             return
-        record(tr, trn, C.E_FORWARD, node, -1, -1, -1, -1, target, pk[C.P_DST], 0)
+        if tracing:
+            record(tr, trn, C.E_FORWARD, node, -1, -1, -1, -1, target, pk[C.P_DST], 0)
         node, kind = target, C.FROM_WIRE
     out[0] = C.O_DROPPED                     # a routing loop: the TTL runs out
     return

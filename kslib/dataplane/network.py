@@ -170,6 +170,19 @@ class ClusterNetwork:
     def node_index(self, name: str) -> int:
         return [n.name for n in self.nodes].index(name)
 
+    def source_address(self, node: int, kind: int, src: int, dst: int) -> int:
+        """A host's socket takes the source address of the route to ``dst`` (chosen before any NAT):
+        the pod bridge's address towards a local pod, the address itself for a local one, else
+        the node's InternalIP. Pods and external clients have only their own address."""
+        if kind != C.LOCAL_OUT:
+            return src
+        kind, _ = E.route(self.net.nodes, self.net.pod_ip, node, dst)
+        if kind in (C.R_POD, C.R_NO_POD):
+            return int(self.net.nodes[node, C.N_GW])
+        if kind == C.R_LOCAL:
+            return 0x7F000001 if dst >> 24 == 127 else dst
+        return src
+
     def ephemeral_port(self, src: int) -> int:
         k = self._ports.get(src, 0)
         self._ports[src] = k + 1
@@ -190,6 +203,7 @@ class ClusterNetwork:
         """Open one connection, carry its first packet and the reply, and fill in ``conn``."""
         proto = PROTO_NUMBERS[conn.protocol]
         self._ensure_conntrack(now)
+        src = self.source_address(node, kind, src, dst)
         sport = self.ephemeral_port(src)
         pk = np.zeros(C.P_LEN, np.int64)
         pk[C.P_SRC], pk[C.P_DST], pk[C.P_SPORT], pk[C.P_DPORT], pk[C.P_PROTO] = src, dst, sport, conn.port, proto
@@ -226,11 +240,13 @@ class ClusterNetwork:
     def connect_many(self, node: int, kind: int, src: int, dst: int, port: int, protocol: str, n: int,
                      now: float) -> Counter:
         counts = np.zeros(len(self.pods) + 4, np.int64)
+        src = self.source_address(node, kind, src, dst)
         sport0 = self._ports.get(src, 0)
         self._ports[src] = sport0 + n
         self.last_batch_rules = int(E.run_batch(*self._tables(), node, kind, src, dst, port,
                                                 PROTO_NUMBERS[protocol], n, sport0, now, counts))
-        result = Counter({self.pods[i].key: int(c) for i, c in enumerate(counts[:len(self.pods)]) if c})
+        hit = np.flatnonzero(counts[:len(self.pods)])
+        result = Counter({self.pods[i].key: int(counts[i]) for i in hit})
         lost = ipaddress.IPv4Address(ip(dst)) in self.service_cidr   # leaving towards a ClusterIP
         for label, c in zip(("host", "rejected", "dropped", "dropped" if lost else "left the cluster"),
                             counts[len(self.pods):]):

@@ -9,8 +9,9 @@ the line number and the token (``IptablesSaveError``), never half-understood.
 from __future__ import annotations
 
 import ipaddress
+import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 TABLES = ("raw", "mangle", "nat", "filter")
 BUILTIN_CHAINS = {
@@ -258,15 +259,55 @@ def _build_target(target: str, opts: dict) -> dict:
 
 
 # ---- one rule line ----------------------------------------------------------------------------------
+_TOKEN = re.compile(r'"([^"\\]*)"|([^\s"]+)')
+
+
+def tokenize(text: str) -> list[str]:
+    """Split a rule line as the shell would. iptables-save only double-quotes (comments), so a regular
+    expression does; anything fancier (escapes, single quotes) goes through shlex."""
+    if "\\" in text or "'" in text:
+        return shlex.split(text, posix=True)
+    tokens, end = [], 0
+    for m in _TOKEN.finditer(text):
+        gap = text[end:m.start()]
+        if gap.strip() or (tokens and not gap):
+            raise ValueError("quotes inside a word")     # a"b" forms: leave them to shlex
+        tokens.append(m.group(1) if m.group(1) is not None else m.group(2))
+        end = m.end()
+    if text[end:].strip():
+        raise ValueError("unbalanced quotes")
+    return tokens
+
+
+_PARSED: dict[tuple[str, str], Rule] = {}     # rule text -> parsed rule; nodes share most lines
+
+
 def parse_rule(table: str, line_no: int, text: str, declared=(), source: str = "<iptables-save>") -> Rule:
     """Parse one ``-A CHAIN ...`` line of ``table``. ``declared``: user chains a target may name."""
+    cached = _PARSED.get((table, text))
+    if cached is not None:
+        if cached.target and cached.target not in TARGETS and cached.target not in declared:
+            raise IptablesSaveError(line_no, cached.target,
+                                    f"jump to chain {cached.target}, which table {table} does not declare", source)
+        return replace(cached, line_no=line_no)
+    rule = _parse_rule(table, line_no, text, declared, source)
+    if len(_PARSED) > 1_000_000:
+        _PARSED.clear()
+    _PARSED[(table, text)] = rule
+    return rule
+
+
+def _parse_rule(table: str, line_no: int, text: str, declared, source: str) -> Rule:
     def fail(token, message):
         raise IptablesSaveError(line_no, token, message, source)
 
     try:
-        tokens = shlex.split(text, posix=True)
+        tokens = tokenize(text)
     except ValueError as e:
-        fail(text, f"cannot split the line ({e})")
+        try:
+            tokens = shlex.split(text, posix=True)
+        except ValueError:
+            fail(text, f"cannot split the line ({e})")
     if len(tokens) < 2 or tokens[0] not in ("-A", "--append"):
         fail(tokens[0] if tokens else text, "expected -A CHAIN ...")
     rule = Rule(table, tokens[1], line_no, text)
