@@ -2,7 +2,6 @@
 built from YAML, checked against kube-proxy's documented behaviour (shared/reference/
 kube-proxy-iptables-nftables.md 2.4-2.10, esp. the masquerade table in 2.6), and the golden ruleset of
 kube-proxy's TestOverallIPTablesRules through ``Cluster.render``."""
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -81,11 +80,6 @@ def test_node_to_cluster_ip_is_masqueraded_to_cni0_for_a_backend_on_the_same_nod
     assert (conn.outcome, conn.pod, conn.source_ip) == ("delivered", "default/web-1", CNI0["node-1"])
 
 
-@pytest.mark.xfail(strict=True, reason="engine.py run_flow MASQUERADE branch (and reference.py walk) use 127.0.0.1 "
-                   "when the packet leaves on lo; the kernel's nf_nat_masquerade_ipv4 takes inet_select_addr(lo, "
-                   "nh, RT_SCOPE_UNIVERSE), which skips lo's host-scope 127.0.0.1 and picks the node's universe "
-                   "address. Verified in a netns: node 192.168.0.2 -> DNAT 10.96.0.1:443 to 192.168.0.2:6443 with "
-                   "MASQUERADE hit: the server sees 192.168.0.2, conntrack reply dst=192.168.0.2 (kslib: 127.0.0.1)")
 def test_node_to_a_service_backed_by_its_own_host_network_keeps_the_node_ip():
     c = Cluster(nodes=2)
     conn = c.connect("node-1", "10.96.0.1", 443)       # default/kubernetes -> 192.168.0.2:6443 on node-1
@@ -129,6 +123,12 @@ def test_external_client_to_a_cluster_ip_without_via_is_dropped():
     assert (conn.outcome, conn.pod) == ("dropped", None)
 
 
+def test_external_client_to_a_cluster_ip_via_a_node_is_masqueraded():
+    c = cluster(pod("web-1", "node-2"), WEB_SVC)
+    conn = c.connect("203.0.113.9", vip(c), 80, via="node-1")
+    assert (conn.outcome, conn.pod, conn.source_ip) == ("delivered", "default/web-1", NODE_IP["node-1"])
+
+
 def test_pod_not_listening_on_the_target_port_refuses_the_connection():
     svc = WEB_SVC.replace("targetPort: 8080", "targetPort: 9999")
     c = cluster(client(), pod("web-1", "node-2"), svc)
@@ -160,6 +160,12 @@ def test_a_not_ready_pod_is_never_chosen():
     assert backends(c, "client", vip(c), 80) == {"default/web-2"}
     c.set_ready("web-3", True)
     assert backends(c, "client", vip(c), 80) == {"default/web-2", "default/web-3"}
+
+
+def test_publish_not_ready_addresses_routes_to_a_not_ready_pod():
+    svc = WEB_SVC.replace("spec:\n", "spec:\n  publishNotReadyAddresses: true\n")
+    c = cluster(client(), pod("web-1", "node-2", ready=False), svc)
+    assert c.connect("client", vip(c), 80).pod == "default/web-1"
 
 
 def test_all_endpoints_terminating_but_serving_still_receive_traffic():
@@ -292,12 +298,6 @@ def test_nodeport_from_outside_is_masqueraded_to_the_entry_node_and_forwarded():
     assert conn.reply_source == NODE_IP["node-1"]
 
 
-@pytest.mark.xfail(strict=True, reason="engine.py run_flow (T_SNAT/T_MASQ branch) + ct_insert: source NAT never "
-                   "checks that the new reply tuple is unused (the kernel's nf_nat_core get_unique_tuple / "
-                   "nf_nat_used_tuple keeps the port only if free, else picks another). Two external clients that "
-                   "both use source port 32768 through node-1 are both masqueraded to 192.168.0.2:32768 with the "
-                   "same reply tuple; the second one's reply matches the first conntrack entry and goes to "
-                   "203.0.113.1 (reply_source None)")
 def test_two_clients_masqueraded_to_one_node_ip_get_distinct_ports_and_their_own_replies():
     c = cluster(pod("web-1", "node-2"), NODEPORT)
     a = c.connect("203.0.113.1", NODE_IP["node-1"], 30080, via="node-1")
@@ -313,10 +313,6 @@ def test_localhost_nodeport_works_from_the_node():
     assert (conn.outcome, conn.pod, conn.source_ip) == ("delivered", "default/web-1", NODE_IP["node-1"])
 
 
-@pytest.mark.xfail(strict=True, reason="entry.py source() / engine.py run_flow: a pod's packet to 127.0.0.0/8 is "
-                   "handed to its node's PREROUTING as if it came in on cni0, so it hits the node's localhost "
-                   "NodePort (delivered to web-1). In the kernel the pod's own routing table sends 127/8 to the "
-                   "pod's lo: it never leaves the pod, and the client (listening only on 80) refuses port 30080")
 def test_a_pods_localhost_is_its_own_not_the_nodes():
     c = cluster(pod("client", "node-1", app="client", ports=(80,)), pod("web-1", "node-2"), NODEPORT)
     assert c.connect("client", "127.0.0.1", 30080).outcome == "rejected"
@@ -411,7 +407,7 @@ def test_itp_local_from_a_node_with_a_local_endpoint_is_delivered_locally():
     assert (conn.outcome, conn.pod, conn.node) == ("delivered", "default/web-1", "node-1")
 
 
-# ---- externalIPs and LoadBalancer source ranges -------------------------------------------------------------------------
+# ---- externalIPs and LoadBalancer source ranges ---------------------------------------------------------
 EXTERNAL_IP = WEB_SVC.replace("spec:\n", "spec:\n  externalIPs: [198.51.100.20]\n")
 
 

@@ -249,6 +249,7 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
     rules visited; ``tr`` receives trace rows when it has room."""
     tracing = tr.shape[0] > 0
     orig = np.empty(4, np.int64)
+    probe = np.zeros(C.P_LEN, np.int64)
     stack_c = np.empty(MAXDEPTH, np.int64)
     stack_i = np.empty(MAXDEPTH, np.int64)
     now_us = np.int64(now * 1e6)
@@ -405,10 +406,9 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                             if rules[i, C.R_TB] != 0:
                                 pk[C.P_SPORT] = rules[i, C.R_TB]
                         else:                # MASQUERADE: the address of the outgoing interface
+                            # (lo's 127.0.0.1 is host scope, so the node's address is chosen there)
                             if pk[C.P_OUT] == C.IF_CNI0:
                                 pk[C.P_SRC] = nodes[node, C.N_GW]
-                            elif pk[C.P_OUT] == C.IF_LO:
-                                pk[C.P_SRC] = 0x7F000001
                             else:
                                 pk[C.P_SRC] = nodes[node, C.N_IP]
                             if rules[i, C.R_TC] != 0:   # --random-fully: a random source port
@@ -449,6 +449,15 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                 record(tr, trn, C.E_REJECT, node, -1, -1, -1, -1, pk[C.P_REJECT_WITH], 0, 0)
             out[0] = C.O_REJECTED
             return
+        if e < 0 and commit and (pk[C.P_CTSTATE] & C.CT_SNAT):
+            # nf_nat_l4proto_unique_tuple: the source port stays unless the reply tuple is taken
+            probe[C.P_SRC], probe[C.P_DST], probe[C.P_PROTO] = pk[C.P_DST], pk[C.P_SRC], pk[C.P_PROTO]
+            probe[C.P_SPORT] = pk[C.P_DPORT]
+            for attempt in range(64512):
+                probe[C.P_DPORT] = pk[C.P_SPORT]
+                if ct_lookup(slot_o, slot_r, ent, expires, node, probe, now)[0] < 0:
+                    break
+                pk[C.P_SPORT] = 1024 + (pk[C.P_SPORT] - 1024 + 1) % 64512
         if e < 0 and commit:
             ne = ct_insert(slot_o, slot_r, ent, expires, meta, node, orig, pk, now + ttl)
             if tracing:

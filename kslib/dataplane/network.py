@@ -46,7 +46,7 @@ class ClusterNetwork:
     """Holds the compiled tables and the kernel state of every node, and runs the engine on them."""
 
     def __init__(self, seed: int = 0, service_cidr: str = "10.96.0.0/12"):
-        self.rng = np.array([np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)], dtype=np.uint64)
+        self.rng = np.array([(int(seed) * 0x9E3779B97F4A7C15 + 1) & (2 ** 64 - 1)], dtype=np.uint64)
         self.nodes: list[NodeSpec] = []
         self.pods: list[PodSpec] = []
         self._parsed: dict[str, tuple[str, Ruleset]] = {}
@@ -170,6 +170,18 @@ class ClusterNetwork:
     def node_index(self, name: str) -> int:
         return [n.name for n in self.nodes].index(name)
 
+    def _pod_loopback(self, conn: Connection, src: int, proto: int) -> Connection:
+        """127.0.0.0/8 inside a pod is the pod's own loopback: the packet never reaches the node."""
+        pod = next(p for p in self.pods if ip_int(p.ip) == src)
+        ok = pod.ports is None or (proto, conn.port) in pod.ports
+        conn.outcome, conn.node = ("delivered" if ok else "rejected"), pod.node
+        conn.pod, conn.endpoint = (pod.key, f"{conn.dst}:{conn.port}") if ok else (None, None)
+        conn.source_ip = conn.reply_source = conn.dst if ok else None
+        conn.reason = (f"{conn.dst} is {pod.key}'s own loopback: the packet never leaves the pod"
+                       + ("" if ok else f", and nothing listens on port {conn.port} there: connection refused"))
+        conn.trace = [Step(pod.node, "route", verdict=conn.reason)]
+        return conn
+
     def source_address(self, node: int, kind: int, src: int, dst: int) -> int:
         """A host's socket takes the source address of the route to ``dst`` (chosen before any NAT):
         the pod bridge's address towards a local pod, the address itself for a local one, else
@@ -202,6 +214,8 @@ class ClusterNetwork:
     def connect(self, conn: Connection, node: int, kind: int, src: int, dst: int, now: float) -> Connection:
         """Open one connection, carry its first packet and the reply, and fill in ``conn``."""
         proto = PROTO_NUMBERS[conn.protocol]
+        if kind == C.FROM_POD and dst >> 24 == 127:
+            return self._pod_loopback(conn, src, proto)
         self._ensure_conntrack(now)
         src = self.source_address(node, kind, src, dst)
         sport = self.ephemeral_port(src)
@@ -239,6 +253,9 @@ class ClusterNetwork:
 
     def connect_many(self, node: int, kind: int, src: int, dst: int, port: int, protocol: str, n: int,
                      now: float) -> Counter:
+        if kind == C.FROM_POD and dst >> 24 == 127:
+            conn = self._pod_loopback(Connection("", ip(dst), port, protocol), src, PROTO_NUMBERS[protocol])
+            return Counter({conn.pod or "rejected": n} if n else {})
         counts = np.zeros(len(self.pods) + 4, np.int64)
         src = self.source_address(node, kind, src, dst)
         sport0 = self._ports.get(src, 0)

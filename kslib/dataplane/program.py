@@ -159,7 +159,8 @@ class Compiler:
             raise AssertionError(m.kind)   # the parser only produces the kinds above
         for name, v in zip(("m_op", "m_inv", "m_a", "m_b", "m_c", "m_d", "m_e"), row):
             c[name].append(v)
-        c["m_count"].append(row[3] if row[0] == C.M_NTH else 0)
+        # libxt_statistic starts the shared count at (every-1) - packet, so packet p matches first
+        c["m_count"].append(row[2] - row[3] if row[0] == C.M_NTH else 0)
 
     def program(self) -> Program:
         def table(cols):

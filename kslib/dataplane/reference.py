@@ -120,7 +120,7 @@ class ReferenceNetwork:
             return self.rng.next31() < a[0]
         if k == "nth":
             key = id(m)
-            count = self.nth.get(key, a[1])
+            count = self.nth.get(key, (a[0] - 1) - a[1])
             count = 0 if count == a[0] - 1 else count + 1
             self.nth[key] = count
             return count == 0
@@ -196,7 +196,7 @@ class ReferenceNetwork:
                     pkt["src"] = args["ip"]
                     pkt["sport"] = args["port"] or pkt["sport"]
                 else:
-                    pkt["src"] = {"cni0": self.gw(i), "lo": 0x7F000001}.get(pkt["out"], self.ip[i])
+                    pkt["src"] = self.gw(i) if pkt["out"] == "cni0" else self.ip[i]
                     if args.get("random-fully"):
                         pkt["sport"] = 1024 + self.rng.next31() % (65536 - 1024)
                 pkt["ctstate"].add("SNAT")
@@ -267,6 +267,10 @@ class ReferenceNetwork:
                       "src": pkt["src"], "sport": pkt["sport"], "log": log}
             if verdict in ("DROP", "REJECT"):
                 return {**result, "outcome": "dropped" if verdict == "DROP" else "rejected"}
+            if entry is None and commit and "SNAT" in pkt["ctstate"]:
+                while self.lookup(i, {"src": pkt["dst"], "dst": pkt["src"], "sport": pkt["dport"],
+                                      "dport": pkt["sport"], "proto": pkt["proto"]}, now)[0] is not None:
+                    pkt["sport"] = 1024 + (pkt["sport"] - 1024 + 1) % 64512     # the reply tuple is taken
             if entry is None and commit:
                 self.confirm(i, orig, pkt, now + ttl)
             if rk in (C.R_LOCAL, C.R_POD):

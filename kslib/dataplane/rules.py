@@ -47,7 +47,7 @@ MODULES = {
     "sctp": {"--dport": True, "--destination-port": True, "--sport": True, "--source-port": True},
     "multiport": {"--dports": True, "--destination-ports": True, "--sports": True, "--source-ports": True,
                   "--ports": True},
-    "addrtype": {"--src-type": True, "--dst-type": True, "--limit-iface-in": False, "--limit-iface-out": False},
+    "addrtype": {"--src-type": True, "--dst-type": True},
     "mark": {"--mark": True},
     "conntrack": {"--ctstate": True},
     "state": {"--state": True},
@@ -241,7 +241,7 @@ def _build_target(target: str, opts: dict) -> dict:
         # libxt_MARK: every form becomes mark = (mark & ~mask) ^ value
         a["value"], a["mask"] = {
             "--set-xmark": (val, mask),
-            "--set-mark": (val, mask),
+            "--set-mark": (val, mask | val),
             "--or-mark": (val, val),
             "--xor-mark": (val, 0),
             "--and-mark": (0, (~val) & 0xFFFFFFFF),
@@ -447,8 +447,10 @@ def parse(text: str, source: str = "<iptables-save>") -> Ruleset:
             continue
         head = line.split(None, 2)
         if head[0] in ("-X", "--delete-chain"):
-            if len(head) > 1:
-                table.pop(head[1], None)
+            if len(head) > 1 and head[1] in table:
+                if table[head[1]].rules or any(c == head[1] for c, _, _ in pending):
+                    raise IptablesSaveError(no, head[1], f"CHAIN_DEL failed: chain {head[1]} is not empty", source)
+                del table[head[1]]
             continue
         if head[0] not in ("-A", "--append") or len(head) < 2:
             raise IptablesSaveError(no, head[0], "expected -A CHAIN, :CHAIN, COMMIT or *table", source)
