@@ -249,7 +249,6 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
     rules visited; ``tr`` receives trace rows when it has room."""
     tracing = tr.shape[0] > 0
     orig = np.empty(4, np.int64)
-    probe = np.zeros(C.P_LEN, np.int64)
     stack_c = np.empty(MAXDEPTH, np.int64)
     stack_i = np.empty(MAXDEPTH, np.int64)
     now_us = np.int64(now * 1e6)
@@ -451,6 +450,7 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
             return
         if e < 0 and commit and (pk[C.P_CTSTATE] & C.CT_SNAT):
             # nf_nat_l4proto_unique_tuple: the source port stays unless the reply tuple is taken
+            probe = np.zeros(C.P_LEN, np.int64)
             probe[C.P_SRC], probe[C.P_DST], probe[C.P_PROTO] = pk[C.P_DST], pk[C.P_SRC], pk[C.P_PROTO]
             probe[C.P_SPORT] = pk[C.P_DPORT]
             for attempt in range(64512):
