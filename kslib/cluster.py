@@ -11,6 +11,8 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from .api import manifest
 from .api.errors import ValidationError
 from .api.meta import ObjectMeta
@@ -373,7 +375,9 @@ class Cluster:
         svc = E.lb_service(self, dst) if via is None else None
         if svc is not None:                   # the load balancer spreads connections over healthy nodes
             nodes = E.healthy_nodes(self, svc)
-            shares = Counter(self._lb_rng.choice(nodes) for _ in range(n)) if nodes else Counter()
+            picks = np.random.default_rng(self._lb_rng.getrandbits(64)).multinomial(n, [1 / len(nodes)] * len(nodes)) \
+                if nodes else []
+            shares = Counter({node: int(k) for node, k in zip(nodes, picks)})
         else:
             node = E.entry_node(self, entry, dst, via, self._lb_rng)
             shares = Counter({node: n}) if node else Counter()

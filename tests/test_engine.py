@@ -128,7 +128,8 @@ def twin(nodes, pods, texts, seed, service_cidr="10.96.0.0/12"):
     """A fresh engine network and a reference network over the same facts, on the same random stream."""
     net = ClusterNetwork(seed=seed, service_cidr=service_cidr)
     net.load(nodes, pods, texts)
-    ref = ReferenceNetwork(nodes, pods, {n: net._parsed[n][1] for n in texts}, int(net.rng[0]))
+    ref = ReferenceNetwork(nodes, pods, {n: net._parsed[n][1] for n in texts}, int(net.rng[0]),
+                           service_cidr=str(net.service_cidr))
     return net, ref
 
 

@@ -1,7 +1,7 @@
 """Node: a machine of the cluster, with its InternalIP, podCIDR, zone and allocatable CPU."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import Path, invalid
 from .meta import Named, ObjectMeta, Reader

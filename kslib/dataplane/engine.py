@@ -24,18 +24,14 @@ from numba import njit
 
 from . import codes as C
 
-Network = namedtuple("Network", ["nodes", "pod_ip", "pods", "listen", "host"])
+# lost = [net, mask] of the service CIDR: nothing outside the cluster answers for a ClusterIP
+Network = namedtuple("Network", ["nodes", "pod_ip", "pods", "listen", "host", "lost"])
 State = namedtuple("State", ["rng", "recent", "recent_clock"])
 Conntrack = namedtuple("Conntrack", ["slot_o", "slot_r", "entries", "expires", "meta"])
 
 # hook -> the tables registered on it, in priority order (-1 pads)
-HOOK_TABLE_ORDER = np.array([
-    [C.RAW, C.MANGLE, C.NAT, -1],         # PREROUTING: raw -300, mangle -150, nat (DNAT) -100
-    [C.MANGLE, C.FILTER, C.NAT, -1],      # INPUT: mangle -150, filter 0, nat (SNAT) 100
-    [C.MANGLE, C.FILTER, -1, -1],         # FORWARD
-    [C.RAW, C.MANGLE, C.NAT, C.FILTER],   # OUTPUT: raw, mangle, nat (DNAT) -100, filter 0
-    [C.MANGLE, C.NAT, -1, -1],            # POSTROUTING: mangle, nat (SNAT) 100
-], dtype=np.int64)
+HOOK_TABLE_ORDER = np.array([list(C.HOOK_TABLES[h]) + [-1] * (4 - len(C.HOOK_TABLES[h])) for h in range(5)],
+                            dtype=np.int64)
 MAXDEPTH = 64                              # jump nesting the walk allows
 ST_SEEN_REPLY, ST_DNAT, ST_SNAT = 1, 2, 4
 HOP_LIMIT = 16
@@ -239,7 +235,7 @@ def ct_rehash(slot_o, slot_r, ent, meta):
 
 # ---- the flow ---------------------------------------------------------------------------------------------
 @njit(cache=True)
-def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, rng, rc, rc_clock,
+def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, lost, rng, rc, rc_clock,
              slot_o, slot_r, ent, expires, meta, node, kind, pk, now, commit, ttl, reply, tr, trn, out):
     """Carry one packet from ``node`` (entering as ``kind``) to its fate.
 
@@ -287,12 +283,13 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                     # a known connection: its entry's NAT (nf_nat_packet), the destination at
                     # PREROUTING/OUTPUT, the source at POSTROUTING/INPUT
                     base = C.CT_R if d == 0 else C.CT_O
-                    before = pk[C.P_SRC] + pk[C.P_DST] * 7 + pk[C.P_SPORT] * 13 + pk[C.P_DPORT] * 17
-                    if hook == C.PRE or hook == C.OUTPUT:
-                        pk[C.P_DST], pk[C.P_DPORT] = ent[e, base], ent[e, base + 2]
-                    else:
-                        pk[C.P_SRC], pk[C.P_SPORT] = ent[e, base + 1], ent[e, base + 3]
-                    if before != pk[C.P_SRC] + pk[C.P_DST] * 7 + pk[C.P_SPORT] * 13 + pk[C.P_DPORT] * 17:
+                    dst_side = hook == C.PRE or hook == C.OUTPUT
+                    f_addr, f_port = (C.P_DST, C.P_DPORT) if dst_side else (C.P_SRC, C.P_SPORT)
+                    want_addr = ent[e, base] if dst_side else ent[e, base + 1]
+                    want_port = ent[e, base + 2] if dst_side else ent[e, base + 3]
+                    changed = pk[f_addr] != want_addr or pk[f_port] != want_port
+                    pk[f_addr], pk[f_port] = want_addr, want_port
+                    if changed:
                         if tracing:
                             record(tr, trn, C.E_CT_NAT, node, hook, table, -1, e, pk[C.P_SRC], pk[C.P_DST],
                                    pk[C.P_DPORT] * 65536 + pk[C.P_SPORT])
@@ -477,6 +474,11 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
             out[0] = C.O_DROPPED
             return
         if rk == C.R_EXTERNAL:
+            if (pk[C.P_DST] & lost[1]) == lost[0]:      # towards a ClusterIP no rule claimed: lost
+                if tracing:
+                    record(tr, trn, C.E_DROP, node, -1, -1, -1, -1, 2, pk[C.P_DST], pk[C.P_DPORT])
+                out[0] = C.O_DROPPED
+                return
             if tracing:
                 record(tr, trn, C.E_LEAVE, node, -1, -1, -1, -1, 0, pk[C.P_DST], pk[C.P_DPORT])
             out[0] = C.O_LEFT
@@ -489,7 +491,7 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
 
 
 @njit(cache=True)
-def run_batch(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, rng, rc, rc_clock,
+def run_batch(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, lost, rng, rc, rc_clock,
               slot_o, slot_r, ent, expires, meta, node, kind, src, dst, dport, proto, n, sport0, now, counts):
     """``n`` new connections from ``src`` (source ports from sport0 on) to ``dst:dport``, not kept in
     conntrack. ``counts[pod]`` gets deliveries per pod; the last four cells count deliveries to a
@@ -504,7 +506,7 @@ def run_batch(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, h
         pk[:] = 0
         pk[C.P_SRC], pk[C.P_DST], pk[C.P_DPORT], pk[C.P_PROTO] = src, dst, dport, proto
         pk[C.P_SPORT] = C.EPHEMERAL_LO + (sport0 + k) % span
-        run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, rng, rc, rc_clock,
+        run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, lost, rng, rc, rc_clock,
                  slot_o, slot_r, ent, expires, meta, node, kind, pk, now, False, 0.0, False, tr, trn, out)
         if out[0] == C.O_DELIVERED:
             counts[out[2] if out[2] >= 0 else npods] += 1

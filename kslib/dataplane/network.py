@@ -76,6 +76,9 @@ class ClusterNetwork:
                 self._parsed[n.name] = cached
             comp.add_node(i, cached[1])
         self.compiler, self.program = comp, comp.program()
+        # what trace rows are mapped back to, built once per load (not per traced connection)
+        self._names = ([n.name for n in self.nodes], [p.key for p in self.pods],
+                       [name for (_, _, name) in comp.chains], [r.text for (_, r) in comp.rules], comp.positions)
         self.net = self._network()
         self.state = self._state()
         if old_names != [n.name for n in self.nodes]:
@@ -97,7 +100,9 @@ class ClusterNetwork:
         def table(rows, cols):
             return np.asarray(rows, dtype=np.int64).reshape(len(rows), cols)
         return E.Network(nodes=table(nodes, 4), pod_ip=np.asarray([ip_int(p.ip) for p in self.pods], np.int64),
-                         pods=table(pods, 4), listen=table(listen, 2), host=table(hosts, 3))
+                         pods=table(pods, 4), listen=table(listen, 2), host=table(hosts, 3),
+                         lost=np.array([int(self.service_cidr.network_address), int(self.service_cidr.netmask)],
+                                       np.int64))
 
     # ---- xt_recent tables survive a reload when their name is still used (refcounted in the kernel) ------
     def _save_recent(self) -> None:
@@ -225,10 +230,6 @@ class ClusterNetwork:
         conn.trace = self._steps(tr, trn[0])
         conn.rules_visited = int(trn[1])
         conn.node = self.nodes[out[1]].name
-        if out[0] == C.O_LEFT and ipaddress.IPv4Address(ip(out[3])) in self.service_cidr:
-            out[0] = C.O_DROPPED
-            conn.trace.append(Step(conn.node, "drop", verdict=f"no rule claimed {ip(out[3])}:{out[4]}, and nothing "
-                                   "outside the cluster answers for a ClusterIP: the packet is lost"))
         conn.outcome = {C.O_DELIVERED: "delivered", C.O_LEFT: "delivered", C.O_REJECTED: "rejected",
                         C.O_DROPPED: "dropped"}[int(out[0])]
         conn.reason = conn.trace[-1].verdict if conn.trace else ""
@@ -264,18 +265,13 @@ class ClusterNetwork:
                                                 PROTO_NUMBERS[protocol], n, sport0, now, counts))
         hit = np.flatnonzero(counts[:len(self.pods)])
         result = Counter({self.pods[i].key: int(counts[i]) for i in hit})
-        lost = ipaddress.IPv4Address(ip(dst)) in self.service_cidr   # leaving towards a ClusterIP
-        for label, c in zip(("host", "rejected", "dropped", "dropped" if lost else "left the cluster"),
-                            counts[len(self.pods):]):
+        for label, c in zip(("host", "rejected", "dropped", "left the cluster"), counts[len(self.pods):]):
             if c:
                 result[label] += int(c)
         return result
 
     def _steps(self, tr, n, reply=False):
-        rules = self.compiler.rules
-        out = steps(tr, int(n), [x.name for x in self.nodes], [p.key for p in self.pods],
-                    [name for (_, _, name) in self.compiler.chains], [r.text for (_, r) in rules],
-                    _positions(self.compiler))
+        out = steps(tr, int(n), *self._names)
         for s in out:
             s.reply = reply
         return out
@@ -287,15 +283,6 @@ class ClusterNetwork:
             out.setdefault((self.nodes[node].name, rule.table, rule.chain), []).append(
                 int(self.program.rules[i, C.R_PKTS]))
         return out
-
-
-def _positions(comp: Compiler) -> list[int]:
-    pos, seen = [], {}
-    for node, rule in comp.rules:
-        key = (node, rule.table, rule.chain)
-        seen[key] = seen.get(key, 0) + 1
-        pos.append(seen[key])
-    return pos
 
 
 def _new_conntrack(size: int) -> E.Conntrack:

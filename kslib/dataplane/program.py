@@ -46,6 +46,7 @@ class Compiler:
         self.rules: list[tuple[int, Rule]] = []           # global rule index -> (node, Rule)
         self.chains: list[tuple[int, str, str]] = []      # global chain index -> (node, table, name)
         self.recent: list[tuple[int, str]] = []           # recent table index -> (node, name)
+        self.positions: list[int] = []                     # global rule index -> 1-based place in its chain
         self._recent_ids: dict[tuple[int, str], int] = {}
         self._cols: dict[str, list] = {f: [] for f in _RULE_COLS + _MATCH_COLS + _CHAIN_COLS + ("aux",)}
         self._hooks: list[np.ndarray] = []
@@ -61,8 +62,9 @@ class Compiler:
         for (tname, name), cid in chain_ids.items():
             chain = rs.tables[tname][name]
             cols["c_start"].append(len(self.rules))
-            for rule in chain.rules:
+            for k, rule in enumerate(chain.rules, start=1):
                 self._add_rule(node, cid, rule, chain_ids)
+                self.positions.append(k)
             cols["c_end"].append(len(self.rules))
             cols["c_policy"].append(C.POLICY_CODES[chain.policy])
             if name in BUILTIN_CHAINS[tname]:

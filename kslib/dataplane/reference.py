@@ -11,7 +11,7 @@ import ipaddress
 from collections import OrderedDict
 
 from . import codes as C
-from .rules import ADDRTYPES, Rule, Ruleset
+from .rules import Rule, Ruleset
 
 MASK64 = (1 << 64) - 1
 NAT_TARGETS = ("DNAT", "SNAT", "MASQUERADE")
@@ -40,8 +40,10 @@ def _in(addr: int, net: tuple[int, int]) -> bool:
 class ReferenceNetwork:
     """The cluster's nodes, pods and rulesets, and ``flow`` to carry a packet, as the engine does."""
 
-    def __init__(self, nodes, pods, rulesets: dict[str, Ruleset], rng_state: int):
+    def __init__(self, nodes, pods, rulesets: dict[str, Ruleset], rng_state: int,
+                 service_cidr: str = "10.96.0.0/12"):
         self.nodes = sorted(nodes, key=lambda n: n.name)
+        self.service_cidr = ipaddress.IPv4Network(service_cidr, strict=False)
         self.rulesets = rulesets
         self.rng = SplitMix(rng_state)
         self.ip = [int(ipaddress.IPv4Address(n.ip)) for n in self.nodes]
@@ -238,9 +240,7 @@ class ReferenceNetwork:
                 pkt["in"], pkt["out"], hook = ("cni0" if kind == C.FROM_POD else "eth0"), None, "PREROUTING"
             verdict = "ACCEPT"
             while hook:
-                for table in {"PREROUTING": ("raw", "mangle", "nat"), "INPUT": ("mangle", "filter", "nat"),
-                              "FORWARD": ("mangle", "filter"), "OUTPUT": ("raw", "mangle", "nat", "filter"),
-                              "POSTROUTING": ("mangle", "nat")}[hook]:
+                for table in (C.TABLE_NAMES[t] for t in C.HOOK_TABLES[C.HOOK_NAMES.index(hook)]):
                     if table == "nat" and entry is not None:
                         want = entry["reply"] if direction == 0 else entry["orig"]
                         if hook in ("PREROUTING", "OUTPUT"):
@@ -280,7 +280,9 @@ class ReferenceNetwork:
             if rk == C.R_NO_POD:
                 return {**result, "outcome": "dropped"}
             if rk == C.R_EXTERNAL:
-                return {**result, "outcome": "left"}
+                # nothing outside the cluster answers for a ClusterIP
+                lost = ipaddress.IPv4Address(pkt["dst"]) in self.service_cidr
+                return {**result, "outcome": "dropped" if lost else "left"}
             i, kind = target, C.FROM_WIRE
         return {"outcome": "dropped", "log": log}
 
@@ -306,4 +308,4 @@ class ReferenceNetwork:
         self.conntrack.setdefault((i, pkt["proto"], 1, reply), e)
 
 
-__all__ = ["ADDRTYPES", "ReferenceNetwork", "SplitMix"]
+__all__ = ["ReferenceNetwork", "SplitMix"]

@@ -101,7 +101,9 @@ def steps(records, n: int, node_names, pod_names, chain_names, rule_text, rule_p
             to = pod_names[a] if a >= 0 else f"{nn}'s host network"
             out.append(Step(nn, "deliver", verdict=f"nothing listens on {ip(b)}:{c} in {to}: connection refused"))
         elif kind == C.E_DROP:
-            why = "no pod has this address" if a == 1 else "dropped"
+            why = {1: "no pod has this address",
+                   2: f"no rule claimed {ip(b)}:{c}, and nothing outside the cluster answers for a ClusterIP"
+                   }.get(a, "dropped")
             out.append(Step(nn, "drop", verdict=f"{why}: the packet is gone (the client times out)"))
         elif kind == C.E_REJECT:
             out.append(Step(nn, "reject", verdict="rejected: " + ("TCP reset" if a == 1 else
