@@ -150,7 +150,7 @@ class Built:
         # parse each node's text ourselves, into the cache load() consults, to time parse and compile apart
         t = time.perf_counter()
         for name, text in texts.items():
-            self.net._parsed[name] = (text, parse(text, source=f"{name} rules"))
+            self.net._parsed[(name, "iptables")] = (text, parse(text, source=f"{name} rules"))
         self.times["parse"] = time.perf_counter() - t
         t = time.perf_counter()
         self.net.load(self.nodes, self.pods, texts)
@@ -160,7 +160,7 @@ class Built:
         self.text_bytes = len(texts["node-1"])
 
     def ruleset(self, node: str):
-        return self.net._parsed[node][1]
+        return self.net._parsed[(node, "iptables")][1]
 
     def reference(self, rng_state: int) -> ReferenceNetwork:
         return ReferenceNetwork(self.nodes, self.pods, {n: self.ruleset(n) for n, _, _ in NODES}, rng_state)

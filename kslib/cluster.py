@@ -23,12 +23,19 @@ from .controllers.scheduler import reap_terminated, run_kubelets
 from .controllers.workloads import WorkloadController
 from .dataplane import codes as C
 from .dataplane import entry as E
-from .dataplane.network import PROTO_NUMBERS, ClusterNetwork, NodeSpec, PodSpec, ip_int
+from .dataplane.network import PROTO_NUMBERS, ClusterNetwork, NodeDataplane, NodeSpec, PodSpec, ip_int
 from .dataplane.trace import Connection, Step
-from .proxy import NodeView, ProxyConfig
-from .proxy.iptables import IptablesProxier, SyncResult
+from .proxy import NodeView, ProxyConfig, SyncResult
+from .proxy.ebpf import CiliumProxier
+from .proxy.iptables import IptablesProxier
+from .proxy.ipvs import IpvsProxier
+from .proxy.nftables import NftablesProxier
 
 MODES = ("iptables", "ipvs", "nftables", "ebpf")
+# the options of each mode: kube-proxy's --ipvs-scheduler; Cilium's loadBalancer.algorithm,
+# loadBalancer.mode and maglev.tableSize
+MODE_OPTIONS = {"iptables": {}, "nftables": {}, "ipvs": {"scheduler": "rr"},
+                "ebpf": {"algorithm": "random", "lb_mode": "snat", "maglev_table_size": 16381}}
 # kubectl's names for the kinds kslib models (kubectl api-resources)
 KIND_ALIASES = {
     "pod": "Pod", "pods": "Pod", "po": "Pod",
@@ -87,6 +94,7 @@ class Cluster:
             raise ValueError(f"service_cidr: {service_cidr} is too small (the range must hold at least 8 addresses)")
         self._check_mode(mode)
         self._mode = mode
+        self.mode_options = dict(MODE_OPTIONS[mode])
         self.cluster_cidr, self.service_cidr = cluster_cidr, service_cidr
         self.masquerade_all, self.seed = masquerade_all, seed
         self.cluster_domain = cluster_domain
@@ -99,7 +107,7 @@ class Cluster:
         # kube-proxy on every node, and the network the engine runs packets through
         self.proxy_config = ProxyConfig(cluster_cidr=cluster_cidr, service_cidr=service_cidr,
                                         masquerade_all=masquerade_all, **(proxy_options or {}))
-        self.proxiers: dict[str, IptablesProxier] = {}
+        self.proxiers: dict = {}
         self.sync_log: deque[SyncRecord] = deque(maxlen=10_000)
         self.network = ClusterNetwork(seed, service_cidr)
         self._lb_rng = random.Random(seed)
@@ -126,14 +134,27 @@ class Cluster:
     def mode(self) -> str:
         return self._mode
 
-    def set_mode(self, mode: str) -> None:
-        """Switch every node's proxier (kube-proxy --proxy-mode, or Cilium's replacement for ebpf)."""
+    def set_mode(self, mode: str, **options) -> None:
+        """Switch every node's proxier (kube-proxy --proxy-mode, or Cilium's replacement for ebpf).
+        Options: ``scheduler`` for ipvs (rr, wrr, lc, wlc, sed, nq, sh, dh, mh); ``algorithm``
+        (random, maglev), ``lb_mode`` (snat, dsr) and ``maglev_table_size`` for ebpf."""
         self._check_mode(mode)
-        if mode != self._mode:
-            self._mode = mode
+        unknown = sorted(set(options) - set(MODE_OPTIONS[mode]))
+        if unknown:
+            allowed = ", ".join(MODE_OPTIONS[mode]) or "none"
+            raise ValueError(f"set_mode: {unknown[0]}: not an option of {mode} mode (its options: {allowed})")
+        new = {**MODE_OPTIONS[mode], **options}
+        self._make_proxier(mode, new, NodeView("check", "192.0.2.1"))      # bad values fail here, before any change
+        if mode != self._mode or new != self.mode_options:
+            self._mode, self.mode_options = mode, new
             self.proxiers.clear()             # switching modes: the new proxier starts with a full sync
             self._proxies_stale = True
             self._sync_proxies()
+
+    def _make_proxier(self, mode: str, options: dict, view: NodeView):
+        cls = {"iptables": IptablesProxier, "nftables": NftablesProxier, "ipvs": IpvsProxier,
+               "ebpf": CiliumProxier}[mode]
+        return cls(view, self.proxy_config, **options)
 
     # ---- objects ------------------------------------------------------------------------------------
     def apply(self, manifests) -> list:
@@ -240,6 +261,8 @@ class Cluster:
         self.api.clock += seconds
         with self.api.transaction():
             reap_terminated(self.api)
+        if self.mode == "ipvs":
+            self._proxies_stale = True        # kube-proxy's graceful-termination check runs every minute
         self._settle()
 
     # ---- change events -------------------------------------------------------------------------------
@@ -284,17 +307,19 @@ class Cluster:
         nodes = self.nodes
         for gone in set(self.proxiers) - {n.name for n in nodes}:
             del self.proxiers[gone]
-        if self.mode != "iptables":
-            return                             # the other dataplanes arrive with their issue
         services, slices = self.api.list("Service"), self.api.list("EndpointSlice")
+        loaded = self.network.net is not None
         for n in nodes:
             view = NodeView(n.name, n.internal_ip, dict(n.metadata.labels))
             proxier = self.proxiers.get(n.name)
             if proxier is None:
-                proxier = self.proxiers[n.name] = IptablesProxier(view, self.proxy_config)
+                proxier = self.proxiers[n.name] = self._make_proxier(self.mode, self.mode_options, view)
             proxier.node = view
+            extra = {}
+            if self.mode == "ipvs" and loaded and n.name in [x.name for x in self.network.nodes]:
+                extra["conn_counts"] = self.network.ipvs_counts(n.name, self.clock)
             self.sync_log.append(SyncRecord(self.clock, n.name, self.mode,
-                                            proxier.sync(services, slices, now=self.clock)))
+                                            proxier.sync(services, slices, now=self.clock, **extra)))
 
     def last_sync(self, node: str) -> SyncResult:
         """What the node's kube-proxy sent in its last sync (full or partial, rules, payload)."""
@@ -310,17 +335,30 @@ class Cluster:
             raise KeyError(f'node "{name}" not found; nodes: {", ".join(n.name for n in self.nodes) or "(none)"}')
         return node
 
-    def _require_dataplane(self, what: str) -> None:
-        if self.mode != "iptables":
-            raise NotImplementedError(f"{what} in {self.mode} mode arrives with the IPVS/nftables/eBPF issue; "
-                                      "use set_mode('iptables')")
-
     # ---- the dataplane --------------------------------------------------------------------------------------
     def render(self, node: str) -> str:
-        """The node's dataplane as the real tool prints it (iptables mode: ``iptables-save``)."""
+        """The node's dataplane as the real tools print it: ``iptables-save`` (iptables), ``nft list
+        ruleset`` (nftables), ``ipvsadm -Ln`` with ``ipset list`` and the iptables rules (ipvs; the
+        connection counts are the model kernel's), Cilium's ``bpf lb list`` (ebpf)."""
         self._node(node)
-        self._require_dataplane("render()")
-        return self.proxiers[node].render()
+        proxier = self.proxiers[node]
+        if self.mode == "ipvs":
+            return proxier.render(self._network().ipvs_counts(node, self.clock))
+        return proxier.render()
+
+    def _dataplane(self, name: str) -> NodeDataplane:
+        """What the node's proxier put into its kernel, for the engine."""
+        p, mode = self.proxiers[name], self.mode
+        if mode == "iptables":
+            return NodeDataplane(mode, iptables=p.render())
+        if mode == "nftables":
+            return NodeDataplane(mode, nft=p.render())
+        if mode == "ipvs":
+            return NodeDataplane(mode, iptables=p.iptables_text(), ipsets={s.name: (s.type, list(s.entries))
+                                                                            for s in p.ipsets.values()},
+                                 ipvs=p.virtual_servers, local_addresses=tuple(p.dummy_addresses))
+        return NodeDataplane(mode, frontends=p.frontends, backends=p.backends, maglev=p.maglev,
+                             lb_mode=self.mode_options["lb_mode"])
 
     def _network(self) -> ClusterNetwork:
         if self._network_stale:
@@ -332,19 +370,20 @@ class Cluster:
                               HOST_PORTS + hc + (((6, 6443),) if n.internal_ip == api_ip else ())) for n in nodes]
             pods = [PodSpec(p.key, p.pod_ip, p.node_name, _listening(p)) for p in self.api.list("Pod")
                     if p.pod_ip and p.node_name and not p.host_network and p.phase not in ("Succeeded", "Failed")]
-            self.network.load(specs, pods, {n.name: self.proxiers[n.name].render() for n in nodes})
+            self.network.load(specs, pods, {n.name: self._dataplane(n.name) for n in nodes}, now=self.clock)
             self._network_stale = False
         return self.network
 
     def _entry(self, src, dst, port, protocol):
-        self._require_dataplane("connect()")
         protocol = E.check_protocol(protocol)
         port = E.check_port(port)
         dst = E.destination(dst)
         return E.source(self, src), dst, port, protocol
 
-    def connect(self, src, dst, port=None, protocol="TCP", via=None) -> Connection:
-        """Open one connection from ``src`` to ``dst:port`` and report its fate (shared/API.md)."""
+    def connect(self, src, dst, port=None, protocol="TCP", via=None, hold=False) -> Connection:
+        """Open one connection from ``src`` to ``dst:port`` and report its fate (shared/API.md).
+        ``hold=True`` keeps it open (a WebSocket, a gRPC stream) until ``conn.close()``: conntrack
+        keeps it established and IPVS counts it as an active connection."""
         entry, dst, port, protocol = self._entry(src, dst, port, protocol)
         conn = Connection(entry.label, dst, port, protocol)
         node = entry.node
@@ -358,7 +397,8 @@ class Cluster:
         elif via is not None:
             raise ValueError("via: only an external client enters the cluster at a chosen node")
         net = self._network()
-        return net.connect(conn, net.node_index(node), entry.kind, ip_int(entry.src_ip), ip_int(dst), self.clock)
+        return net.connect(conn, net.node_index(node), entry.kind, ip_int(entry.src_ip), ip_int(dst), self.clock,
+                           hold=bool(hold), clock=lambda: self.clock)
 
     def connect_many(self, src, dst, port, n, protocol="TCP", via=None) -> Counter:
         """``n`` new connections in one engine batch: a Counter over backend pods ("namespace/name"),
@@ -390,7 +430,6 @@ class Cluster:
     def conntrack(self, node: str) -> list[str]:
         """``conntrack -L`` on the node: the connections it tracks and their NAT."""
         self._node(node)
-        self._require_dataplane("conntrack()")
         return self._network().conntrack(node, self.clock)
 
     def resolve(self, name, from_pod, qtype="A"):

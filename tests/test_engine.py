@@ -128,7 +128,7 @@ def twin(nodes, pods, texts, seed, service_cidr="10.96.0.0/12"):
     """A fresh engine network and a reference network over the same facts, on the same random stream."""
     net = ClusterNetwork(seed=seed, service_cidr=service_cidr)
     net.load(nodes, pods, texts)
-    ref = ReferenceNetwork(nodes, pods, {n: net._parsed[n][1] for n in texts}, int(net.rng[0]),
+    ref = ReferenceNetwork(nodes, pods, {n: net._parsed[(n, "iptables")][1] for n in texts}, int(net.rng[0]),
                            service_cidr=str(net.service_cidr))
     return net, ref
 
@@ -139,7 +139,7 @@ def engine_flow(net, node, kind, src, dst, sport, dport, proto=6, now=0.0, commi
     pk = np.zeros(C.P_LEN, np.int64)
     pk[C.P_SRC], pk[C.P_DST], pk[C.P_PROTO] = ip_int(src), ip_int(dst), proto
     pk[C.P_SPORT], pk[C.P_DPORT] = sport, dport
-    tr, trn, out = np.zeros((0, 9), np.int64), np.zeros(2, np.int64), np.zeros(8, np.int64)
+    tr, trn, out = np.zeros((0, 9), np.int64), np.zeros(2, np.int64), np.zeros(10, np.int64)
     E.run_flow(*net._tables(), net.node_index(node), kind, pk, now, commit, ttl, reply, tr, trn, out)
     pod = net.pods[out[2]].key if out[2] >= 0 else None
     return (OUTCOMES[int(out[0])], pod, ip(out[5]), ip(out[3]), int(out[6]), int(out[4])), int(trn[1]), \
@@ -155,7 +155,7 @@ def chi_square(observed, expected):
 def test_engine_and_reference_agree_packet_by_packet_on_random_traffic(cluster, seed):
     base = cluster.network
     nodes, pods = list(base.nodes), list(base.pods)
-    net, ref = twin(nodes, pods, {n: base._parsed[n][0] for n in base._parsed}, seed, cluster.service_cidr)
+    net, ref = twin(nodes, pods, {n: t for (n, k), (t, _) in base._parsed.items() if k == "iptables"}, seed, cluster.service_cidr)
     vips = [s.cluster_ip for s in cluster.services] + ["198.51.100.10", "198.51.100.11", "198.51.100.20",
                                                        "127.0.0.1"]
     ports = sorted({p.port for s in cluster.services for p in s.ports}
@@ -203,7 +203,7 @@ def test_engine_and_reference_agree_packet_by_packet_on_random_traffic(cluster, 
 def test_batch_equals_the_reference_one_flow_at_a_time(cluster):
     base = cluster.network
     nodes, pods = list(base.nodes), list(base.pods)
-    net, ref = twin(nodes, pods, {n: base._parsed[n][0] for n in base._parsed}, 5, cluster.service_cidr)
+    net, ref = twin(nodes, pods, {n: t for (n, k), (t, _) in base._parsed.items() if k == "iptables"}, 5, cluster.service_cidr)
     client = next(p for p in pods if p.key == "default/client-3")
     web = cluster.get("svc", "web").cluster_ip
     counts = net.connect_many(net.node_index(client.node), C.FROM_POD, ip_int(client.ip), ip_int(web), 80, "TCP",

@@ -289,7 +289,8 @@ def test_dash_x_of_a_chain_with_rules_is_an_error_at_that_line():
 
 # ---- errors: line number and token ------------------------------------------------------------------------------
 @pytest.mark.parametrize("line, token, words", [
-    ("-A KUBE-A -m physdev --physdev-is-bridged -j RETURN", "-m physdev", "physdev"),
+    ("-A KUBE-A -m owner --uid-owner 0 -j RETURN", "-m owner", "owner"),
+    ("-A KUBE-A -m physdev --physdev-is-bridged -j RETURN", "--physdev-is-bridged", "physdev"),
     ("-A KUBE-A -j CONNMARK --set-mark 0x1", "CONNMARK", "unsupported target"),
     ("-A KUBE-A -p tcp -m tcp --dport 80 --frobnicate 1 -j RETURN", "--frobnicate", "--frobnicate"),
     ("-A KUBE-A --frobnicate -j RETURN", "--frobnicate", "--frobnicate"),

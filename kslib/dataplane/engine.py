@@ -12,8 +12,16 @@ Performance note: numba reference-counts every array passed to a function, so th
 per-hook work lives inside ``run_flow`` itself and the tables are a few packed 2-D arrays
 (columns in ``codes``) instead of many small ones.
 
-Randomness (``-m statistic``, ``--random-fully``) comes from ``rng``, a splitmix64 state seeded by
-the cluster, so a run can be repeated exactly.
+Each hook runs its stages in priority order (``hooks[node, hook]``): base chains of iptables or
+nftables, conntrack's NAT step, and IPVS (ip_vs_in at LOCAL_IN and LOCAL_OUT) on IPVS nodes. nft
+verdict maps, sets, ipsets and the kernel's keyed tables (IPVS services, persistence templates and
+connections; eBPF service and affinity maps) are lookups in one open-addressing hash table of
+elements, so a lookup costs the same for ten Services or a hundred thousand. On eBPF nodes a pod's
+or the host's ``connect()`` picks the backend before any packet exists (Cilium's socket LB), and
+packets from outside meet the service map at the node's device (tc) before netfilter.
+
+Randomness (``-m statistic``, ``numgen``, ``--random-fully``, random backends) comes from ``rng``, a
+splitmix64 state seeded by the cluster, so a run can be repeated exactly.
 """
 from __future__ import annotations
 
@@ -23,19 +31,24 @@ import numpy as np
 from numba import njit
 
 from . import codes as C
+from .hashes import DEFAULT_HASH_INIT4_SEED, maglev_flow_hash
+from .ipvs import D_ACTIVE, D_ADDR, D_INACT, D_PORT, D_WEIGHT, V_PERSIST
+from .ipvs import schedule as ipvs_schedule
 
 # lost = [net, mask] of the service CIDR: nothing outside the cluster answers for a ClusterIP
 Network = namedtuple("Network", ["nodes", "pod_ip", "pods", "listen", "host", "lost"])
 State = namedtuple("State", ["rng", "recent", "recent_clock"])
+# every set element, nft map entry, ipset entry and kernel table entry: rows, expiry, hash slots, count
+Elements = namedtuple("Elements", ["el", "el_exp", "el_slot", "el_meta"])
+Ipvs = namedtuple("Ipvs", ["vs", "dests", "vtab"])
+Lb = namedtuple("Lb", ["fe", "be", "slots", "maglev", "ranges"])
 Conntrack = namedtuple("Conntrack", ["slot_o", "slot_r", "entries", "expires", "meta"])
-
-# hook -> the tables registered on it, in priority order (-1 pads)
-HOOK_TABLE_ORDER = np.array([list(C.HOOK_TABLES[h]) + [-1] * (4 - len(C.HOOK_TABLES[h])) for h in range(5)],
-                            dtype=np.int64)
 MAXDEPTH = 64                              # jump nesting the walk allows
 ST_SEEN_REPLY, ST_DNAT, ST_SNAT = 1, 2, 4
 HOP_LIMIT = 16
 LOCAL_BIT, BROADCAST_BIT, MULTICAST_BIT, UNICAST_BIT = 1 << 2, 1 << 3, 1 << 5, 1 << 1   # xt_addrtype
+FOREVER = np.inf
+MAGLEV_SEED = DEFAULT_HASH_INIT4_SEED   # Cilium's default maglev.hashSeed
 
 
 # ---- randomness --------------------------------------------------------------------------------------
@@ -55,11 +68,128 @@ def random31(rng):
     return np.int64(next_random(rng) >> np.uint64(33))
 
 
+@njit(cache=True)
+def random32(rng):
+    """get_random_u32()."""
+    return np.int64(next_random(rng) >> np.uint64(32))
+
+
+# ---- elements: one hash table for every set, map and keyed kernel table ------------------------------------
+@njit(cache=True)
+def el_hash(s, k0, k1, k2, k3, mask):
+    h = np.uint64(s * 1000003 + 17)
+    for v in (k0, k1, k2, k3):
+        h = (h ^ np.uint64(v)) * np.uint64(0x100000001B3)
+        h ^= h >> np.uint64(29)
+    return np.int64(h & np.uint64(mask))
+
+
+@njit(cache=True)
+def el_slot_of(el, el_slot, s, k0, k1, k2, k3):
+    """(slot, element) of the key; element -1 when absent (the slot is then where it would go)."""
+    mask = el_slot.shape[0] - 1
+    h = el_hash(s, k0, k1, k2, k3, mask)
+    while el_slot[h] >= 0:
+        i = el_slot[h]
+        if el[i, C.EL_SET] == s and el[i, C.EL_K0] == k0 and el[i, C.EL_K1] == k1 and el[i, C.EL_K2] == k2 \
+                and el[i, C.EL_K3] == k3:
+            return h, i
+        h = (h + 1) & mask
+    return h, -1
+
+
+@njit(cache=True)
+def el_find(el, el_exp, el_slot, s, k0, k1, k2, k3, now):
+    """The live element with this key, or -1."""
+    if s < 0:
+        return -1
+    _, i = el_slot_of(el, el_slot, s, k0, k1, k2, k3)
+    if i >= 0 and el_exp[i] > now:
+        return i
+    return -1
+
+
+@njit(cache=True)
+def el_put(el, el_exp, el_slot, el_meta, s, k0, k1, k2, k3, va, vb, expire):
+    """Add or refresh an element (an expired one with the same key is reused); -1 when full."""
+    h, i = el_slot_of(el, el_slot, s, k0, k1, k2, k3)
+    if i < 0:
+        i = el_meta[0]
+        if i >= el.shape[0]:
+            return -1
+        el_meta[0] = i + 1
+        el[i, C.EL_SET], el[i, C.EL_K0], el[i, C.EL_K1], el[i, C.EL_K2], el[i, C.EL_K3] = s, k0, k1, k2, k3
+        el[i, C.EL_FLAG] = 0
+        el_slot[h] = i
+    el[i, C.EL_VA], el[i, C.EL_VB] = va, vb
+    el_exp[i] = expire
+    return i
+
+
+@njit(cache=True)
+def el_rehash(el, el_slot, el_meta):
+    """Rebuild the hash slots after Python compacted or grew the elements."""
+    el_slot[:] = -1
+    for i in range(el_meta[0]):
+        h, _ = el_slot_of(el, el_slot, el[i, C.EL_SET], el[i, C.EL_K0], el[i, C.EL_K1], el[i, C.EL_K2],
+                          el[i, C.EL_K3])
+        el_slot[h] = i
+
+
+@njit(cache=True)
+def pk_field(pk, f):
+    if f == C.F_SADDR:
+        return pk[C.P_SRC]
+    if f == C.F_DADDR:
+        return pk[C.P_DST]
+    if f == C.F_PROTO:
+        return pk[C.P_PROTO]
+    if f == C.F_SPORT:
+        return pk[C.P_SPORT]
+    if f == C.F_DPORT:
+        return pk[C.P_DPORT]
+    return 0
+
+
+@njit(cache=True)
+def set_lookup(sets, aux, el, el_exp, el_slot, s, spec, pk, now):
+    """Look the packet up in set ``s`` with the key made of ``spec``'s fields: the element, or -1. A set
+    with a network dimension is probed once per prefix length it holds, longest first (as ipset's
+    hash:net types and nft interval sets find the covering prefix)."""
+    k0 = pk_field(pk, spec & 7)
+    k1 = pk_field(pk, (spec >> 3) & 7)
+    k2 = pk_field(pk, (spec >> 6) & 7)
+    k3 = pk_field(pk, (spec >> 9) & 7)
+    pos = sets[s, C.S_NETPOS]
+    if pos < 0:
+        return el_find(el, el_exp, el_slot, s, k0, k1, k2, k3, now)
+    for q in range(sets[s, C.S_PL0], sets[s, C.S_PL1]):
+        m = aux[q]
+        r = el_find(el, el_exp, el_slot, s, k0 & m if pos == 0 else k0, k1 & m if pos == 1 else k1,
+                    k2 & m if pos == 2 else k2, k3 & m if pos == 3 else k3, now)
+        if r >= 0:
+            return r
+    return -1
+
+
+@njit(cache=True)
+def set_update(sets, el, el_exp, el_slot, el_meta, s, spec, pk, now):
+    """nft ``update @set { key }``: add the key, or refresh its timeout."""
+    timeout = sets[s, C.S_TIMEOUT]
+    expire = now + timeout / 1e6 if timeout > 0 else FOREVER
+    return el_put(el, el_exp, el_slot, el_meta, s, pk_field(pk, spec & 7), pk_field(pk, (spec >> 3) & 7),
+                  pk_field(pk, (spec >> 6) & 7), pk_field(pk, (spec >> 9) & 7), 1, 0, expire)
+
+
 # ---- addresses and routing ------------------------------------------------------------------------------
 @njit(cache=True)
-def addr_type(nodes, node, addr):
-    """The xt_addrtype bit of ``addr`` seen from ``node``: LOCAL for its own addresses and 127/8."""
+def addr_type(nodes, node, addr, el, el_exp, el_slot):
+    """The xt_addrtype bit of ``addr`` seen from ``node``: LOCAL for its own addresses, 127/8 and the
+    addresses bound on kube-ipvs0 in IPVS mode."""
     if addr == nodes[node, C.N_IP] or addr == nodes[node, C.N_GW] or (addr >> 24) == 127:
+        return LOCAL_BIT
+    if nodes[node, C.N_LOCALSET] >= 0 and el_find(el, el_exp, el_slot, nodes[node, C.N_LOCALSET], addr, 0, 0, 0,
+                                                  0.0) >= 0:
         return LOCAL_BIT
     if addr == 0xFFFFFFFF or addr == 0:
         return BROADCAST_BIT
@@ -69,9 +199,9 @@ def addr_type(nodes, node, addr):
 
 
 @njit(cache=True)
-def route(nodes, pod_ip, node, addr):
+def route(nodes, pod_ip, node, addr, el, el_exp, el_slot):
     """The node's routing decision for ``addr``: (R_* kind, pod or node index)."""
-    if addr_type(nodes, node, addr) == LOCAL_BIT:
+    if addr_type(nodes, node, addr, el, el_exp, el_slot) == LOCAL_BIT:
         return C.R_LOCAL, node
     if (addr & nodes[node, C.N_PMASK]) == nodes[node, C.N_PNET]:
         i = np.searchsorted(pod_ip, addr)
@@ -233,22 +363,105 @@ def ct_rehash(slot_o, slot_r, ent, meta):
         ct_index(slot_o, slot_r, ent, e)
 
 
+# ---- eBPF service load balancing (Cilium's kube-proxy replacement) -----------------------------------------
+@njit(cache=True)
+def lb_frontend(nodes, pod_ip, el, el_exp, el_slot, node, addr, proto, port, socket):
+    """The frontend (service map entry) for addr:port on ``node``, or -1. The socket layer prefers a
+    two-scope service's internal (/i) entry; tc sees only the external one. A node address that
+    matches no frontend is tried as the NodePort wildcard 0.0.0.0:port (bpf_sock.c
+    sock4_wildcard_lookup: any node's address from the socket layer, this node's at tc)."""
+    s = nodes[node, C.N_SVCSET]
+    for wild in range(2):
+        a = addr
+        if wild == 1:
+            known = addr == nodes[node, C.N_IP]
+            if socket:
+                for m in range(nodes.shape[0]):
+                    known = known or addr == nodes[m, C.N_IP]
+            if not known:
+                return -1
+            a = 0
+        if socket:
+            i = el_find(el, el_exp, el_slot, s, a, proto, port, C.SCOPE_INT, 0.0)
+            if i >= 0:
+                return el[i, C.EL_VA]
+        i = el_find(el, el_exp, el_slot, s, a, proto, port, C.SCOPE_EXT, 0.0)
+        if i >= 0:
+            return el[i, C.EL_VA]
+    return -1
+
+
+@njit(cache=True)
+def lb_select(fe, slots, maglev, el, el_exp, el_slot, el_meta, rng, nodes, node, f, pk, now, use_maglev):
+    """The backend row for a new connection to frontend ``f``: the client's affinity entry while it
+    lives and its backend still belongs to the service (lb4_affinity_backend_id with
+    cilium_lb_affinity_match), else Maglev's lookup table for traffic from outside, else a random slot
+    (lb4_select_backend_id_random: prandom % count + 1). -1 when the service has no backend."""
+    count = fe[f, C.FE_COUNT]
+    if count == 0:
+        return -1
+    timeout = fe[f, C.FE_AFFINITY]
+    aff = nodes[node, C.N_AFFSET]
+    if timeout > 0:
+        i = el_find(el, el_exp, el_slot, aff, pk[C.P_SRC], fe[f, C.FE_REVNAT], 0, 0, now)
+        if i >= 0:
+            b = el[i, C.EL_VA]
+            for k in range(count):
+                if slots[fe[f, C.FE_S0] + k] == b:
+                    el_exp[i] = now + timeout
+                    return b
+    if use_maglev and fe[f, C.FE_MAGLEV] >= 0:
+        sport = 0 if timeout > 0 else pk[C.P_SPORT]      # with affinity the source port is left out
+        h = maglev_flow_hash(pk[C.P_SRC], sport, pk[C.P_DPORT], pk[C.P_PROTO], MAGLEV_SEED)
+        b = maglev[fe[f, C.FE_MAGLEV] + h % fe[f, C.FE_M]]
+    else:
+        b = slots[fe[f, C.FE_S0] + random32(rng) % count]
+    if timeout > 0:
+        el_put(el, el_exp, el_slot, el_meta, aff, pk[C.P_SRC], fe[f, C.FE_REVNAT], 0, 0, b, 0, now + timeout)
+    return b
+
+
+@njit(cache=True)
+def in_ranges(ranges, r0, r1, addr):
+    for q in range(r0, r1):
+        if (addr & ranges[q, 1]) == ranges[q, 0]:
+            return True
+    return False
+
+
 # ---- the flow ---------------------------------------------------------------------------------------------
 @njit(cache=True)
-def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, lost, rng, rc, rc_clock,
+def run_flow(rules, matches, chains, hooks, aux, sets, nodes, pod_ip, pods, listen, host, lost, rng, rc, rc_clock,
+             el, el_exp, el_slot, el_meta, vs, dests, vtab, fe, be, slots, maglev, ranges,
              slot_o, slot_r, ent, expires, meta, node, kind, pk, now, commit, ttl, reply, tr, trn, out):
     """Carry one packet from ``node`` (entering as ``kind``) to its fate.
 
-    ``out`` receives [outcome, node, pod (-1: the host or outside), dst, dport, src, sport, reject type].
-    ``commit`` confirms conntrack entries for new connections (lifetime ``ttl``); ``reply`` marks the
-    answer of a connection, which needs no listening socket at its destination. ``trn[1]`` counts the
-    rules visited; ``tr`` receives trace rows when it has room."""
+    ``out`` receives [outcome, node, pod (-1: the host or outside), dst, dport, src, sport, reject type,
+    the service address:port a socket-LB connect() was made to (0 if none)]. ``commit`` confirms
+    conntrack entries for new connections (lifetime ``ttl``) and records IPVS connections one by one;
+    ``reply`` marks the answer of a connection, which needs no listening socket at its destination.
+    ``trn[1]`` counts the rules visited; ``tr`` receives trace rows when it has room."""
     tracing = tr.shape[0] > 0
     orig = np.empty(4, np.int64)
     stack_c = np.empty(MAXDEPTH, np.int64)
     stack_i = np.empty(MAXDEPTH, np.int64)
     now_us = np.int64(now * 1e6)
+    out[8], out[9] = 0, 0
     for hop in range(HOP_LIMIT):
+        mode = nodes[node, C.N_MODE]
+        if hop == 0 and not reply and kind != C.FROM_WIRE and mode == C.MODE_EBPF:
+            # Cilium's cgroup connect4 hook: the socket is pointed at a backend before any packet exists
+            f = lb_frontend(nodes, pod_ip, el, el_exp, el_slot, node, pk[C.P_DST], pk[C.P_PROTO], pk[C.P_DPORT],
+                            True)
+            if f >= 0:
+                b = lb_select(fe, slots, maglev, el, el_exp, el_slot, el_meta, rng, nodes, node, f, pk, now, False)
+                if tracing:
+                    record(tr, trn, C.E_SOCK_LB, node, -1, -1, -1, f, b, pk[C.P_DST], pk[C.P_DPORT])
+                if b < 0:
+                    out[0], out[1], out[2], out[7] = C.O_REJECTED, node, -1, 0
+                    return
+                out[8], out[9] = pk[C.P_DST], pk[C.P_DPORT]
+                pk[C.P_DST], pk[C.P_DPORT], pk[C.P_VIA] = be[b, C.B_ADDR], be[b, C.B_PORT], C.VIA_SOCK
         orig[0], orig[1], orig[2], orig[3] = pk[C.P_SRC], pk[C.P_DST], pk[C.P_SPORT], pk[C.P_DPORT]
         e, d = ct_lookup(slot_o, slot_r, ent, expires, node, pk, now)
         pk[C.P_MARK] = 0                     # skb->mark is local to a host
@@ -267,37 +480,125 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
             pk[C.P_CTSTATE] = st
             if tracing:
                 record(tr, trn, C.E_CT_FOUND, node, -1, -1, -1, e, d, 0, 0)
-        rk, target = route(nodes, pod_ip, node, pk[C.P_DST])
+        v = C.V_ACCEPT
+        if kind == C.FROM_WIRE and mode == C.MODE_EBPF and e < 0:
+            if pk[C.P_DSR_ADDR] != 0:
+                # a DSR packet reaches its backend's node: the service address it carries becomes the
+                # entry's original destination, so the reply leaves with it as its source
+                orig[1], orig[3] = pk[C.P_DSR_ADDR], pk[C.P_DSR_PORT]
+                pk[C.P_DSR_ADDR], pk[C.P_DSR_PORT] = 0, 0
+                pk[C.P_CTSTATE] |= C.CT_DNAT
+            else:
+                # bpf_host at the device's tc ingress: NodePort, LoadBalancer and external IPs
+                f = lb_frontend(nodes, pod_ip, el, el_exp, el_slot, node, pk[C.P_DST], pk[C.P_PROTO],
+                                pk[C.P_DPORT], False)
+                if f >= 0 and fe[f, C.FE_KIND] == C.KIND_CLUSTERIP:
+                    f = -1                   # ClusterIPs are not reachable from outside (non-routable)
+                if f >= 0:
+                    b = -1
+                    if fe[f, C.FE_SR1] == fe[f, C.FE_SR0] or in_ranges(ranges, fe[f, C.FE_SR0], fe[f, C.FE_SR1],
+                                                                       pk[C.P_SRC]):
+                        b = lb_select(fe, slots, maglev, el, el_exp, el_slot, el_meta, rng, nodes, node, f, pk,
+                                      now, True)
+                    if tracing:
+                        record(tr, trn, C.E_TC_LB, node, -1, -1, -1, f, b, pk[C.P_DST], pk[C.P_DPORT])
+                    if b < 0:
+                        v = C.V_DROP
+                    else:
+                        vip, vport = pk[C.P_DST], pk[C.P_DPORT]
+                        pk[C.P_DST], pk[C.P_DPORT] = be[b, C.B_ADDR], be[b, C.B_PORT]
+                        pk[C.P_CTSTATE] |= C.CT_DNAT
+                        pk[C.P_VIA] = C.VIA_TC
+                        if be[b, C.B_NODE] != node:
+                            if nodes[node, C.N_LBMODE] == C.LB_DSR:
+                                pk[C.P_DSR_ADDR], pk[C.P_DSR_PORT] = vip, vport
+                            else:                # SNAT to the node's address, so the reply comes back here
+                                pk[C.P_SRC] = nodes[node, C.N_IP]
+                                pk[C.P_CTSTATE] |= C.CT_SNAT
+        rk, target = route(nodes, pod_ip, node, pk[C.P_DST], el, el_exp, el_slot)
         if kind == C.LOCAL_OUT:
             pk[C.P_IN], pk[C.P_OUT], hook = 0, out_interface(rk), C.OUTPUT
         else:
             pk[C.P_IN], pk[C.P_OUT], hook = (C.IF_CNI0 if kind == C.FROM_POD else C.IF_ETH0), 0, C.PRE
-        v = C.V_ACCEPT
+        if v != C.V_ACCEPT:
+            hook = -1
         while hook >= 0:
-            # ---- every table on this hook, in priority order
-            for k in range(4):
-                table = HOOK_TABLE_ORDER[hook, k]
-                if table < 0 or v != C.V_ACCEPT:
+            ipvs_sent = False
+            nat_done = False
+            # ---- every stage of this hook, in priority order
+            for k in range(C.STAGES):
+                stage = hooks[node, hook, k]
+                if stage == C.STAGE_END or v != C.V_ACCEPT or ipvs_sent:
                     break
-                if table == C.NAT and e >= 0:
-                    # a known connection: its entry's NAT (nf_nat_packet), the destination at
-                    # PREROUTING/OUTPUT, the source at POSTROUTING/INPUT
-                    base = C.CT_R if d == 0 else C.CT_O
-                    dst_side = hook == C.PRE or hook == C.OUTPUT
-                    f_addr, f_port = (C.P_DST, C.P_DPORT) if dst_side else (C.P_SRC, C.P_SPORT)
-                    want_addr = ent[e, base] if dst_side else ent[e, base + 1]
-                    want_port = ent[e, base + 2] if dst_side else ent[e, base + 3]
-                    changed = pk[f_addr] != want_addr or pk[f_port] != want_port
-                    pk[f_addr], pk[f_port] = want_addr, want_port
-                    if changed:
-                        if tracing:
-                            record(tr, trn, C.E_CT_NAT, node, hook, table, -1, e, pk[C.P_SRC], pk[C.P_DST],
+                if stage == C.STAGE_NAT:
+                    if e >= 0 and not nat_done:
+                        nat_done = True
+                        # a known connection: its entry's NAT (nf_nat_packet), the destination at
+                        # PREROUTING/OUTPUT, the source at POSTROUTING/INPUT
+                        base = C.CT_R if d == 0 else C.CT_O
+                        dst_side = hook == C.PRE or hook == C.OUTPUT
+                        f_addr, f_port = (C.P_DST, C.P_DPORT) if dst_side else (C.P_SRC, C.P_SPORT)
+                        want_addr = ent[e, base] if dst_side else ent[e, base + 1]
+                        want_port = ent[e, base + 2] if dst_side else ent[e, base + 3]
+                        changed = pk[f_addr] != want_addr or pk[f_port] != want_port
+                        pk[f_addr], pk[f_port] = want_addr, want_port
+                        if changed and tracing:
+                            record(tr, trn, C.E_CT_NAT, node, hook, -1, -1, e, pk[C.P_SRC], pk[C.P_DST],
                                    pk[C.P_DPORT] * 65536 + pk[C.P_SPORT])
                     continue
-                chain = hooks[node, hook, table]
-                if chain < 0:
-                    continue
-                # ---- walk one table: rules in order, jumps on a stack
+                if stage == C.STAGE_IPVS:
+                    if e >= 0 or pk[C.P_VIA] == C.VIA_IPVS:
+                        continue
+                    # ip_vs_in: is this a virtual service? (kube-ipvs0 made its address local)
+                    hit = el_find(el, el_exp, el_slot, nodes[node, C.N_SVCSET], pk[C.P_DST], pk[C.P_PROTO],
+                                  pk[C.P_DPORT], 0, now)
+                    if hit < 0:
+                        continue
+                    sv = el[hit, C.EL_VA]
+                    dd = -1
+                    persist = vs[sv, V_PERSIST]
+                    if persist > 0:
+                        # ip_vs_sched_persist: the client's template keeps its real server while that
+                        # is usable (expire_quiescent_template=1 drops a weight-0 one)
+                        t = el_find(el, el_exp, el_slot, nodes[node, C.N_AFFSET], pk[C.P_SRC], sv, 0, 0, now)
+                        if t >= 0 and dests[el[t, C.EL_VA], D_WEIGHT] > 0:
+                            dd = el[t, C.EL_VA]
+                    if dd < 0:
+                        dd = ipvs_schedule(vs, dests, vtab, sv, pk[C.P_SRC], pk[C.P_SPORT], pk[C.P_DST])
+                    if dd < 0:                   # ip_vs_leave: no destination, ICMP port unreachable
+                        if tracing:
+                            record(tr, trn, C.E_IPVS_NONE, node, hook, -1, -1, sv, 0, 0, 0)
+                        pk[C.P_REJECT_WITH] = 0
+                        v = C.V_REJECT
+                        break
+                    if persist > 0:
+                        el_put(el, el_exp, el_slot, el_meta, nodes[node, C.N_AFFSET], pk[C.P_SRC], sv, 0, 0, dd, 0,
+                               now + persist)
+                    # a new connection counts as inactive until established; kslib's exchange ends in
+                    # TIME_WAIT, inactive again, until the entry expires
+                    dests[dd, D_INACT] += 1
+                    life = 300.0 if pk[C.P_PROTO] == 17 else 120.0   # UDP timeout; TCP TIME_WAIT
+                    if commit:
+                        i = el_put(el, el_exp, el_slot, el_meta, nodes[node, C.N_CONNSET], pk[C.P_SRC],
+                                   pk[C.P_SPORT], pk[C.P_DST], pk[C.P_DPORT] * 256 + pk[C.P_PROTO], dd, 1, now + life)
+                    else:                        # a batch: one element counts its connections per real server
+                        i = el_put(el, el_exp, el_slot, el_meta, nodes[node, C.N_CONNSET], -1, dd,
+                                   np.int64((now + life) * 1e6), 0, dd, 0, now + life)
+                        if i >= 0:
+                            el[i, C.EL_VB] += 1
+                    if i >= 0:
+                        el[i, C.EL_FLAG] = 1
+                    if tracing:
+                        record(tr, trn, C.E_IPVS, node, hook, -1, -1, sv, dd, dests[dd, D_ADDR], dests[dd, D_PORT])
+                    pk[C.P_DST], pk[C.P_DPORT] = dests[dd, D_ADDR], dests[dd, D_PORT]
+                    pk[C.P_CTSTATE] |= C.CT_DNAT
+                    pk[C.P_VIA] = C.VIA_IPVS
+                    ipvs_sent = True
+                    break
+                chain = stage
+                if chains[chain, C.CH_NAT] != 0 and e >= 0:
+                    continue                     # the nat chains see a connection's first packet only
+                # ---- walk one base chain: rules in order, jumps on a stack
                 sp = 0
                 i = chains[chain, C.CH_START]
                 while True:
@@ -305,7 +606,7 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                         if sp == 0:
                             pol = chains[chain, C.CH_POLICY]
                             if tracing:
-                                record(tr, trn, C.E_POLICY, node, hook, table, chain, -1, pol, 0, 0)
+                                record(tr, trn, C.E_POLICY, node, hook, -1, chain, -1, pol, 0, 0)
                             v = C.V_DROP if pol == C.V_DROP else C.V_ACCEPT
                             break
                         sp -= 1
@@ -331,6 +632,15 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                             hit = a <= pk[C.P_DPORT] <= matches[j, C.M_B]
                         elif op == C.M_SPORT:
                             hit = a <= pk[C.P_SPORT] <= matches[j, C.M_B]
+                        elif op == C.M_SET:
+                            hit = set_lookup(sets, aux, el, el_exp, el_slot, a, matches[j, C.M_B], pk, now) >= 0
+                        elif op == C.M_CIDRS:
+                            x = pk[C.P_DST] if matches[j, C.M_C] else pk[C.P_SRC]
+                            hit = False
+                            for q in range(a, matches[j, C.M_B], 2):
+                                if (x & aux[q + 1]) == aux[q]:
+                                    hit = True
+                                    break
                         elif op == C.M_PORTS:
                             hit = False
                             for q in range(a, matches[j, C.M_B], 2):
@@ -339,9 +649,9 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                                     hit = True
                                     break
                         elif op == C.M_SRCTYPE:
-                            hit = (addr_type(nodes, node, pk[C.P_SRC]) & a) != 0
+                            hit = (addr_type(nodes, node, pk[C.P_SRC], el, el_exp, el_slot) & a) != 0
                         elif op == C.M_DSTTYPE:
-                            hit = (addr_type(nodes, node, pk[C.P_DST]) & a) != 0
+                            hit = (addr_type(nodes, node, pk[C.P_DST], el, el_exp, el_slot) & a) != 0
                         elif op == C.M_MARK:
                             hit = (pk[C.P_MARK] & matches[j, C.M_B]) == a
                         elif op == C.M_CTSTATE:
@@ -363,19 +673,40 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                         continue
                     rules[i, C.R_PKTS] += 1
                     t = rules[i, C.R_TGT]
-                    if t != C.T_DNAT and t != C.T_SNAT and t != C.T_MASQ:   # NAT records what it did below
+                    if t == C.T_VMAP or t == C.T_NUMGEN:
+                        # a verdict map: one hashed lookup (or numgen's random key), then its verdict
+                        if t == C.T_VMAP:
+                            hit = set_lookup(sets, aux, el, el_exp, el_slot, rules[i, C.R_TA], rules[i, C.R_TB], pk,
+                                             now)
+                            vv, vc = (el[hit, C.EL_VA], el[hit, C.EL_VB]) if hit >= 0 else (C.V_CONTINUE, -1)
+                        else:                    # nft_numgen: reciprocal_scale(get_random_u32(), mod)
+                            r = (random32(rng) * rules[i, C.R_TA]) >> 32
+                            vv, vc = aux[rules[i, C.R_TB] + 2 * r], aux[rules[i, C.R_TB] + 2 * r + 1]
+                            hit = r
                         if tracing:
-                            record(tr, trn, C.E_RULE, node, hook, table, chain, i, t, 0, 0)
+                            record(tr, trn, C.E_VMAP, node, hook, -1, chain, i, vv, vc, hit)
+                        if vv == C.V_CONTINUE:
+                            i += 1
+                            continue
+                        t = (C.T_JUMP if vv == C.V_JUMP else C.T_GOTO if vv == C.V_GOTO else C.T_ACCEPT
+                             if vv == C.V_ACCEPT else C.T_DROP if vv == C.V_DROP else C.T_RETURN if vv == C.V_RETURN
+                             else C.T_REJECT)
+                        target_chain = vc
+                    else:
+                        target_chain = rules[i, C.R_TA]
+                        if t != C.T_DNAT and t != C.T_SNAT and t != C.T_MASQ:   # NAT records what it did below
+                            if tracing:
+                                record(tr, trn, C.E_RULE, node, hook, -1, chain, i, t, 0, 0)
                     if t == C.T_JUMP:
                         if sp == MAXDEPTH:
                             v = C.V_DROP
                             break
                         stack_c[sp], stack_i[sp] = chain, i + 1
                         sp += 1
-                        chain = rules[i, C.R_TA]
+                        chain = target_chain
                         i = chains[chain, C.CH_START]
                     elif t == C.T_GOTO:
-                        chain = rules[i, C.R_TA]
+                        chain = target_chain
                         i = chains[chain, C.CH_START]
                     elif t == C.T_RETURN:
                         i = chains[chain, C.CH_END]
@@ -385,7 +716,7 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                         v = C.V_DROP
                         break
                     elif t == C.T_REJECT:
-                        pk[C.P_REJECT_WITH] = rules[i, C.R_TA]
+                        pk[C.P_REJECT_WITH] = rules[i, C.R_TA] if rules[i, C.R_TGT] == C.T_REJECT else 0
                         v = C.V_REJECT
                         break
                     elif t == C.T_DNAT:
@@ -394,7 +725,7 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                             pk[C.P_DPORT] = rules[i, C.R_TB]
                         pk[C.P_CTSTATE] |= C.CT_DNAT
                         if tracing:
-                            record(tr, trn, C.E_DNAT, node, hook, table, chain, i, pk[C.P_DST], pk[C.P_DPORT], 0)
+                            record(tr, trn, C.E_DNAT, node, hook, -1, chain, i, pk[C.P_DST], pk[C.P_DPORT], 0)
                         break
                     elif t == C.T_SNAT or t == C.T_MASQ:
                         if t == C.T_SNAT:
@@ -411,18 +742,30 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
                                 pk[C.P_SPORT] = 1024 + random31(rng) % (65536 - 1024)
                         pk[C.P_CTSTATE] |= C.CT_SNAT
                         if tracing:
-                            record(tr, trn, C.E_SNAT, node, hook, table, chain, i, pk[C.P_SRC], pk[C.P_SPORT], 0)
+                            record(tr, trn, C.E_SNAT, node, hook, -1, chain, i, pk[C.P_SRC], pk[C.P_SPORT], 0)
                         break
                     elif t == C.T_MARK:
                         pk[C.P_MARK] = ((pk[C.P_MARK] & ~rules[i, C.R_TB]) ^ rules[i, C.R_TA]) & 0xFFFFFFFF
+                        i += 1
+                    elif t == C.T_UPDATE:
+                        set_update(sets, el, el_exp, el_slot, el_meta, rules[i, C.R_TA], rules[i, C.R_TB], pk, now)
                         i += 1
                     else:                    # LOG, or no target: count and go on
                         i += 1
             if v != C.V_ACCEPT:
                 break
             # ---- the next hook
-            if hook == C.PRE or hook == C.OUTPUT:
-                rk, target = route(nodes, pod_ip, node, pk[C.P_DST])     # (re)route after DNAT
+            if ipvs_sent:
+                # ip_vs_nat_xmit: the real server's route; a remote one is sent through LOCAL_OUT again
+                rk, target = route(nodes, pod_ip, node, pk[C.P_DST], el, el_exp, el_slot)
+                if tracing:
+                    record(tr, trn, C.E_ROUTE, node, -1, -1, -1, -1, rk, target, pk[C.P_DST])
+                if rk == C.R_LOCAL:
+                    hook = -1
+                else:
+                    pk[C.P_IN], pk[C.P_OUT], hook = 0, out_interface(rk), C.OUTPUT
+            elif hook == C.PRE or hook == C.OUTPUT:
+                rk, target = route(nodes, pod_ip, node, pk[C.P_DST], el, el_exp, el_slot)   # (re)route after DNAT
                 pk[C.P_OUT] = out_interface(rk)
                 if tracing:
                     record(tr, trn, C.E_ROUTE, node, -1, -1, -1, -1, rk, target, pk[C.P_DST])
@@ -491,13 +834,14 @@ def run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, ho
 
 
 @njit(cache=True)
-def run_batch(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, lost, rng, rc, rc_clock,
+def run_batch(rules, matches, chains, hooks, aux, sets, nodes, pod_ip, pods, listen, host, lost, rng, rc, rc_clock,
+              el, el_exp, el_slot, el_meta, vs, dests, vtab, fe, be, slots, maglev, ranges,
               slot_o, slot_r, ent, expires, meta, node, kind, src, dst, dport, proto, n, sport0, now, counts):
     """``n`` new connections from ``src`` (source ports from sport0 on) to ``dst:dport``, not kept in
     conntrack. ``counts[pod]`` gets deliveries per pod; the last four cells count deliveries to a
     host, rejected, dropped and left the cluster. Returns the number of rules visited."""
     pk = np.zeros(C.P_LEN, np.int64)
-    out = np.zeros(8, np.int64)
+    out = np.zeros(10, np.int64)
     tr = np.zeros((0, 9), np.int64)
     trn = np.zeros(2, np.int64)
     npods = counts.shape[0] - 4
@@ -506,7 +850,8 @@ def run_batch(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, h
         pk[:] = 0
         pk[C.P_SRC], pk[C.P_DST], pk[C.P_DPORT], pk[C.P_PROTO] = src, dst, dport, proto
         pk[C.P_SPORT] = C.EPHEMERAL_LO + (sport0 + k) % span
-        run_flow(rules, matches, chains, hooks, aux, nodes, pod_ip, pods, listen, host, lost, rng, rc, rc_clock,
+        run_flow(rules, matches, chains, hooks, aux, sets, nodes, pod_ip, pods, listen, host, lost, rng, rc, rc_clock,
+                 el, el_exp, el_slot, el_meta, vs, dests, vtab, fe, be, slots, maglev, ranges,
                  slot_o, slot_r, ent, expires, meta, node, kind, pk, now, False, 0.0, False, tr, trn, out)
         if out[0] == C.O_DELIVERED:
             counts[out[2] if out[2] >= 0 else npods] += 1

@@ -1,24 +1,33 @@
-"""The cluster's network as the engine sees it: nodes, pods, every node's compiled rules, conntrack
-and the ``recent`` tables, plus the calls that carry connections through it."""
+"""The cluster's network as the engine sees it: nodes, pods, every node's compiled dataplane
+(iptables or nftables rules, ipsets, IPVS virtual services, eBPF service maps), conntrack and the
+other kernel state (``recent`` tables, dynamic sets, IPVS connections, affinity), plus the calls
+that carry connections through it."""
 from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import codes as C
 from . import engine as E
+from . import ipvs as IPVS
+from . import nft as NFT
 from .program import Compiler
 from .rules import Ruleset, parse
-from .trace import Connection, Step, ip, steps
+from .trace import Connection, Names, Step, ip, steps
 
 PROTO_NUMBERS = {"TCP": 6, "UDP": 17, "SCTP": 132}
 PROTO_NAMES = {v: k for k, v in PROTO_NUMBERS.items()}
 # conntrack lifetimes after kslib's request/response exchange (nf_conntrack sysctl defaults):
 # a closed TCP connection lingers in TIME_WAIT 120 s; a UDP flow with a reply lasts 30 s
 CT_TTL = {6: 120.0, 17: 30.0, 132: 30.0}
+# a connection held open: nf_conntrack_tcp_timeout_established (5 days), udp_timeout_stream (180 s)
+CT_HELD = {6: 432000.0, 17: 180.0, 132: 432000.0}
+MODES = {"iptables": C.MODE_NETFILTER, "nftables": C.MODE_NETFILTER, "ipvs": C.MODE_IPVS, "ebpf": C.MODE_EBPF}
+FE_KINDS = {"ClusterIP": C.KIND_CLUSTERIP, "NodePort": C.KIND_NODEPORT, "LoadBalancer": C.KIND_LOADBALANCER,
+            "ExternalIP": C.KIND_EXTERNALIP}
 TRACE_ROWS = 200_000
 
 
@@ -32,6 +41,21 @@ class NodeSpec:
     ip: str
     pod_cidr: str
     host_ports: tuple = ()          # (protocol number, port) the host network listens on
+
+
+@dataclass
+class NodeDataplane:
+    """What one node's proxier put into its kernel, or (eBPF) into Cilium's maps."""
+    mode: str = "iptables"                 # iptables | nftables | ipvs | ebpf
+    iptables: str = ""                     # iptables-save text
+    nft: str = ""                          # nft list ruleset text
+    ipsets: dict = field(default_factory=dict)        # name -> (type, entries)
+    ipvs: list = field(default_factory=list)          # VirtualServer objects (kslib.proxy.ipvs)
+    local_addresses: tuple = ()            # addresses on kube-ipvs0
+    frontends: list = field(default_factory=list)     # Frontend objects (kslib.proxy.ebpf)
+    backends: dict = field(default_factory=dict)      # backend id -> Backend
+    maglev: dict = field(default_factory=dict)        # rev-NAT id -> M backend ids
+    lb_mode: str = "snat"                  # eBPF: snat | dsr
 
 
 @dataclass
@@ -50,41 +74,106 @@ class ClusterNetwork:
         self.nodes: list[NodeSpec] = []
         self.pods: list[PodSpec] = []
         self._parsed: dict[str, tuple[str, Ruleset]] = {}
-        self._recent_rows: dict[tuple[str, str], tuple] = {}
         self._ports: dict[int, int] = {}
         self.compiler = Compiler()
         self.program = self.compiler.program()
+        self.ipvs = IPVS.build([])
+        self.lb = None
+        self.planes = []
         self.net = None
         self.state = None
+        self.elements = None
+        self._static = 0
         self.ct = _new_conntrack(1024)
         # nothing outside the cluster answers for a ClusterIP: a packet that leaves towards one is lost
         self.service_cidr = ipaddress.IPv4Network(service_cidr, strict=False)
 
     # ---- loading ------------------------------------------------------------------------------------
-    def load(self, nodes: list[NodeSpec], pods: list[PodSpec], rules: dict[str, str]) -> None:
-        """(Re)build the network from node and pod facts and each node's iptables-save text."""
-        self._save_recent()
+    def load(self, nodes: list[NodeSpec], pods: list[PodSpec], rules: dict, now: float = 0.0) -> None:
+        """(Re)build the network from node and pod facts and each node's dataplane: iptables-save text,
+        or a ``NodeDataplane``. Kernel state (conntrack, recent tables, dynamic set elements, IPVS
+        counters and connections, affinity) carries over to what still exists."""
+        saved = self._save_state(now)
         old_names = [n.name for n in self.nodes]
         self.nodes = sorted(nodes, key=lambda n: n.name)
         self.pods = sorted(pods, key=lambda p: ip_int(p.ip))
+        names = [n.name for n in self.nodes]
+        planes = [rules.get(n, "") for n in names]
+        planes = [dp if isinstance(dp, NodeDataplane) else NodeDataplane(iptables=dp) for dp in planes]
         comp = Compiler()
-        for i, n in enumerate(self.nodes):
-            text = rules.get(n.name, "")
-            cached = self._parsed.get(n.name)
-            if cached is None or cached[0] != text:
-                cached = (text, parse(text, source=f"{n.name} rules"))
-                self._parsed[n.name] = cached
-            comp.add_node(i, cached[1])
+        kernel_sets = []
+        for i, (n, dp) in enumerate(zip(names, planes)):
+            comp.add_node(i, self._parse(n, "iptables", dp.iptables), self._parse(n, "nft", dp.nft), dp.ipsets,
+                          ipvs=dp.mode == "ipvs")
+            local = comp.kernel_set(i, "kube-ipvs0") if dp.local_addresses else -1
+            lb = dp.mode in ("ipvs", "ebpf")
+            kernel_sets.append((local, *(comp.kernel_set(i, f"{dp.mode}:{t}") if lb else -1
+                                         for t in ("services", "affinity", "connections"))))
         self.compiler, self.program = comp, comp.program()
+        self.planes = planes
+        self.ipvs = IPVS.build([(i, v) for i, dp in enumerate(planes) for v in dp.ipvs],
+                               self.ipvs if old_names == names else None)
+        self.lb, lb_index = self._lb_tables(planes)
+        self.net = self._network(planes, kernel_sets)
+        self.elements = self._elements(planes, kernel_sets, lb_index, saved if old_names == names else None)
+        self.state = self._state(saved)
         # what trace rows are mapped back to, built once per load (not per traced connection)
-        self._names = ([n.name for n in self.nodes], [p.key for p in self.pods],
-                       [name for (_, _, name) in comp.chains], [r.text for (_, r) in comp.rules], comp.positions)
-        self.net = self._network()
-        self.state = self._state()
-        if old_names != [n.name for n in self.nodes]:
+        vs, dests = self.ipvs.vs, self.ipvs.dests
+        self._names = Names(
+            nodes=names, pods=[p.key for p in self.pods], chains=[name for (_, _, name) in comp.chains],
+            tables=[t for (_, t, _) in comp.chains], rules=[r.text for (_, r) in comp.rules],
+            positions=comp.positions,
+            vs=[f"{PROTO_NAMES.get(int(r[IPVS.V_PROTO]), '?')}  {ip(r[IPVS.V_ADDR])}:{r[IPVS.V_PORT]} "
+                f"{IPVS.SCHEDULERS[int(r[IPVS.V_SCHED])]}" for r in vs],
+            dests=[f"{ip(r[IPVS.D_ADDR])}:{r[IPVS.D_PORT]}" for r in dests],
+            frontends=[f"{ip(r[C.FE_ADDR])}:{r[C.FE_PORT]}/{PROTO_NAMES.get(int(r[C.FE_PROTO]), '?')}"
+                       f"{'/i' if r[C.FE_SCOPE] == C.SCOPE_INT else ''}" for r in self.lb.fe],
+            backends=[f"{ip(r[C.B_ADDR])}:{r[C.B_PORT]} (backend {r[C.B_ID]})" for r in self.lb.be])
+        if old_names != names:
             self._remap_conntrack(old_names)
 
-    def _network(self) -> E.Network:
+    def _parse(self, node: str, kind: str, text: str):
+        if not text:
+            return None
+        cached = self._parsed.get((node, kind))
+        if cached is None or cached[0] != text:
+            src = f"{node} {'rules' if kind == 'iptables' else 'nft ruleset'}"
+            cached = (text, parse(text, source=src) if kind == "iptables" else NFT.parse(text, source=src))
+            self._parsed[(node, kind)] = cached
+        return cached[1]
+
+    def _lb_tables(self, planes) -> tuple[E.Lb, dict]:
+        """Cilium's service, backend and Maglev maps of every node, packed; and {(node, backend id): row}."""
+        node_index = {n.name: i for i, n in enumerate(self.nodes)}
+        fe, be, slots, mag, ranges, index = [], [], [], [], [], {}
+        self._fe_nodes = []
+        for i, dp in enumerate(planes):
+            for bid, b in sorted(dp.backends.items()):
+                index[(i, bid)] = len(be)
+                be.append((ip_int(b.address), b.port, node_index.get(b.node, -1), bid))
+            for f in dp.frontends:
+                s0 = len(slots)
+                slots.extend(index[(i, bid)] for bid in f.backends)
+                m0, m = -1, 0
+                table = dp.maglev.get(f.rev_nat_id)
+                if table and f.kind != "ClusterIP":
+                    m0, m = len(mag), len(table)
+                    mag.extend(index[(i, bid)] for bid in table)
+                r0 = len(ranges)
+                for cidr in f.source_ranges:
+                    net = ipaddress.IPv4Network(cidr, strict=False)
+                    ranges.append((int(net.network_address), int(net.netmask)))
+                self._fe_nodes.append(i)
+                fe.append((ip_int(f.address), f.port, PROTO_NUMBERS[f.protocol],
+                           C.SCOPE_INT if f.scope == "int" else C.SCOPE_EXT, FE_KINDS[f.kind], len(f.backends), s0,
+                           f.rev_nat_id, f.affinity_timeout or 0, m0, m, r0, len(ranges)))
+
+        def table(rows, cols):
+            return np.asarray(rows, dtype=np.int64).reshape(len(rows), cols)
+        return E.Lb(fe=table(fe, C.FE_COLS), be=table(be, C.B_COLS), slots=np.asarray(slots or [0], np.int64),
+                    maglev=np.asarray(mag or [0], np.int64), ranges=table(ranges, 2)), index
+
+    def _network(self, planes, kernel_sets) -> E.Network:
         nets = [ipaddress.IPv4Network(n.pod_cidr) if n.pod_cidr else None for n in self.nodes]
         node_index = {n.name: i for i, n in enumerate(self.nodes)}
         listen, pods = [], []
@@ -94,31 +183,109 @@ class ClusterNetwork:
             pods.append((node_index[p.node], p.ports is None, start, len(listen)))
         # a node without a pod CIDR gets a pod network that matches nothing (mask all ones, net 0)
         nodes = [(ip_int(n.ip), int(net.network_address) + 1 if net else 0, int(net.network_address) if net else 0,
-                  int(net.netmask) if net else 0xFFFFFFFF) for n, net in zip(self.nodes, nets)]
+                  int(net.netmask) if net else 0xFFFFFFFF, MODES[dp.mode], *ks, int(dp.lb_mode == "dsr"))
+                 for n, net, dp, ks in zip(self.nodes, nets, planes, kernel_sets)]
         hosts = [(i, proto, port) for i, n in enumerate(self.nodes) for proto, port in n.host_ports]
 
         def table(rows, cols):
             return np.asarray(rows, dtype=np.int64).reshape(len(rows), cols)
-        return E.Network(nodes=table(nodes, 4), pod_ip=np.asarray([ip_int(p.ip) for p in self.pods], np.int64),
+        return E.Network(nodes=table(nodes, C.N_COLS), pod_ip=np.asarray([ip_int(p.ip) for p in self.pods], np.int64),
                          pods=table(pods, 4), listen=table(listen, 2), host=table(hosts, 3),
                          lost=np.array([int(self.service_cidr.network_address), int(self.service_cidr.netmask)],
                                        np.int64))
 
-    # ---- xt_recent tables survive a reload when their name is still used (refcounted in the kernel) ------
-    def _save_recent(self) -> None:
-        if self.state is None:
-            return
-        self._recent_rows = {(self.nodes[node].name, name): (self.state.recent[t].copy(), self.state.recent_clock[t])
-                             for t, (node, name) in enumerate(self.compiler.recent)}
+    # ---- elements: static ones from the tables, dynamic ones carried over by name -------------------------
+    def _elements(self, planes, kernel_sets, lb_index, saved) -> E.Elements:
+        rows = [(*e, 0) for e in self.compiler.elements]
+        for i, dp in enumerate(planes):
+            local, svc, _, _ = kernel_sets[i]
+            rows += [(local, ip_int(a), 0, 0, 0, 0, 0, 0) for a in dp.local_addresses]
+            if dp.mode == "ebpf":
+                rows += [(svc, r[C.FE_ADDR], r[C.FE_PROTO], r[C.FE_PORT], r[C.FE_SCOPE], f, 0, 0)
+                         for f, r in enumerate(self.lb.fe) if self._fe_nodes[f] == i]
+        for (node, addr, proto, port), v in self.ipvs.vs_index.items():
+            rows.append((kernel_sets[node][1], addr, proto, port, 0, v, 0, 0))
+        static = len(rows)
+        dynamic = self._restore(saved, lb_index) if saved else []
+        size = 1 << int(np.ceil(np.log2(max(1024, 2 * (static + len(dynamic) + 256)))))
+        els = _new_elements(size)
+        n = static + len(dynamic)
+        if rows:
+            els.el[:static] = np.asarray(rows, np.int64)
+        els.el_exp[:static] = np.inf
+        for k, (row, exp) in enumerate(dynamic):
+            els.el[static + k] = row
+            els.el_exp[static + k] = exp
+        els.el_meta[0] = n
+        E.el_rehash(els.el, els.el_slot, els.el_meta)
+        self._static = static
+        return els
 
-    def _state(self) -> E.State:
+    def _save_state(self, now: float):
+        """xt_recent tables and dynamic elements in portable form: sets by (node, name), IPVS services and
+        destinations by their keys, eBPF backends by id (row numbers change with every load)."""
+        if self.state is None:
+            return None
+        recent = {(self.nodes[node].name, name): (self.state.recent[t].copy(), self.state.recent_clock[t])
+                  for t, (node, name) in enumerate(self.compiler.recent)}
+        vs_key = {v: k for k, v in self.ipvs.vs_index.items()}
+        dest_key = {r: k for k, r in self.ipvs.dest_index.items()}
+        self.expire(now)
+        els, items = self.elements, []
+        live = els.el_exp[:els.el_meta[0]] > now
+        live[:self._static] = False
+        for i in np.flatnonzero(live):
+            row = els.el[i].copy()
+            node, name = self.compiler.sets[int(row[C.EL_SET])]
+            if name == "ipvs:affinity":
+                ref = (vs_key[int(row[C.EL_K1])], dest_key[int(row[C.EL_VA])])
+            elif name == "ipvs:connections":
+                ref = dest_key[int(row[C.EL_VA])]
+            elif name == "ebpf:affinity":
+                ref = (node, int(self.lb.be[int(row[C.EL_VA]), C.B_ID]))     # backends are per node
+            else:
+                ref = None
+            items.append((self.nodes[node].name, name, ref, row, float(els.el_exp[i])))
+        return recent, items
+
+    def _restore(self, saved, lb_index) -> list:
+        """The saved dynamic elements that still have a home, renumbered for the new tables."""
+        sid = {(self.nodes[node].name, name): k for k, (node, name) in enumerate(self.compiler.sets)}
+        out = []
+        for node, name, ref, row, exp in saved[1]:
+            s = sid.get((node, name))
+            if s is None:
+                continue
+            row = row.copy()
+            row[C.EL_SET] = s
+            if name == "ipvs:affinity":
+                v, d = self.ipvs.vs_index.get(ref[0]), self.ipvs.dest_index.get(ref[1])
+                if v is None or d is None:
+                    continue
+                row[C.EL_K1], row[C.EL_VA] = v, d
+            elif name == "ipvs:connections":
+                d = self.ipvs.dest_index.get(ref)
+                if d is None:
+                    continue
+                if row[C.EL_K0] == -1:
+                    row[C.EL_K1] = d
+                row[C.EL_VA] = d
+            elif name == "ebpf:affinity":
+                b = lb_index.get(ref)
+                if b is None:
+                    continue
+                row[C.EL_VA] = b
+            out.append((row, exp))
+        return out
+
+    def _state(self, saved) -> E.State:
         n = len(self.compiler.recent)
         st = E.State(rng=self.rng, recent=np.zeros((n, C.RECENT_SIZE, 3), np.int64),
                      recent_clock=np.zeros(n, np.int64))
+        rows = saved[0] if saved else {}
         for t, (node, name) in enumerate(self.compiler.recent):
-            saved = self._recent_rows.get((self.nodes[node].name, name))
-            if saved is not None:
-                st.recent[t], st.recent_clock[t] = saved
+            if (self.nodes[node].name, name) in rows:
+                st.recent[t], st.recent_clock[t] = rows[(self.nodes[node].name, name)]
         return st
 
     def recent_table(self, node: str, name: str, now: float) -> list[tuple[str, float]]:
@@ -193,7 +360,7 @@ class ClusterNetwork:
         the node's InternalIP. Pods and external clients have only their own address."""
         if kind != C.LOCAL_OUT:
             return src
-        kind, _ = E.route(self.net.nodes, self.net.pod_ip, node, dst)
+        kind, _ = E.route(self.net.nodes, self.net.pod_ip, node, dst, *self.elements[:3])
         if kind in (C.R_POD, C.R_NO_POD):
             return int(self.net.nodes[node, C.N_GW])
         if kind == C.R_LOCAL:
@@ -207,26 +374,77 @@ class ClusterNetwork:
 
     def _tables(self) -> tuple:
         """The engine's table arguments, in its order."""
-        return (*self.program, *self.net, *self.state, *self.ct)
+        return (*self.program, *self.net, *self.state, *self.elements, *self.ipvs[:3], *self.lb, *self.ct)
+
+    # ---- kernel state that ages: IPVS connection counts ------------------------------------------------
+    def _ensure_elements(self, now: float, room: int = 64) -> None:
+        els = self.elements
+        if els.el_meta[0] + room <= els.el.shape[0]:
+            return
+        self.expire(now)
+        n = int(els.el_meta[0])
+        keep = np.flatnonzero((els.el_exp[:n] > now) | (els.el[:n, C.EL_FLAG] > 0))
+        keep = keep[keep >= self._static]
+        size = 1 << int(np.ceil(np.log2(2 * (self._static + len(keep) + room))))
+        new = _new_elements(size)
+        m = self._static + len(keep)
+        new.el[:self._static], new.el_exp[:self._static] = els.el[:self._static], els.el_exp[:self._static]
+        new.el[self._static:m], new.el_exp[self._static:m] = els.el[keep], els.el_exp[keep]
+        new.el_meta[0] = m
+        E.el_rehash(new.el, new.el_slot, new.el_meta)
+        self.elements = new
+
+    def expire(self, now: float) -> None:
+        """IPVS connections whose time is up stop counting (ip_vs_conn_expire): their real servers'
+        active/inactive counters drop."""
+        els = self.elements
+        if els is None:
+            return
+        n = int(els.el_meta[0])
+        gone = np.flatnonzero((els.el[:n, C.EL_FLAG] > 0) & (els.el_exp[:n] <= now))
+        for i in gone:
+            col = IPVS.D_ACTIVE if els.el[i, C.EL_FLAG] == 2 else IPVS.D_INACT
+            self.ipvs.dests[els.el[i, C.EL_VA], col] -= els.el[i, C.EL_VB]
+            els.el[i, C.EL_FLAG] = 0
+
+    def ipvs_counts(self, node: str, now: float):
+        """(ActiveConn, InActConn) of a real server on ``node``: f((vaddr, protocol, vport), (daddr, dport))."""
+        self.expire(now)
+        i = [n.name for n in self.nodes].index(node) if node in [n.name for n in self.nodes] else -1
+
+        def counts(vs_key, dest_key):
+            v = self.ipvs.vs_index.get((i, ip_int(vs_key[0]), PROTO_NUMBERS[vs_key[1]], vs_key[2]))
+            r = self.ipvs.dest_index.get(((i, ip_int(vs_key[0]), PROTO_NUMBERS[vs_key[1]], vs_key[2]),
+                                          ip_int(dest_key[0]), dest_key[1])) if v is not None else None
+            if r is None:
+                return 0, 0
+            return int(self.ipvs.dests[r, IPVS.D_ACTIVE]), int(self.ipvs.dests[r, IPVS.D_INACT])
+        return counts
 
     def _flow(self, node, kind, pk, now, commit, ttl, reply):
         tr = np.zeros((TRACE_ROWS, 9), np.int64)
         trn = np.zeros(2, np.int64)
-        out = np.zeros(8, np.int64)
+        out = np.zeros(10, np.int64)
         E.run_flow(*self._tables(), node, kind, pk, now, commit, ttl, reply, tr, trn, out)
         return out, tr, trn
 
-    def connect(self, conn: Connection, node: int, kind: int, src: int, dst: int, now: float) -> Connection:
-        """Open one connection, carry its first packet and the reply, and fill in ``conn``."""
+    def connect(self, conn: Connection, node: int, kind: int, src: int, dst: int, now: float,
+                hold: bool = False, clock=None) -> Connection:
+        """Open one connection, carry its first packet and the reply, and fill in ``conn``. A held
+        connection stays established (conntrack, IPVS ActiveConn) until ``conn.close()``."""
         proto = PROTO_NUMBERS[conn.protocol]
         if kind == C.FROM_POD and dst >> 24 == 127:
             return self._pod_loopback(conn, src, proto)
         self._ensure_conntrack(now)
+        self._ensure_elements(now)
+        self.expire(now)
         src = self.source_address(node, kind, src, dst)
         sport = self.ephemeral_port(src)
         pk = np.zeros(C.P_LEN, np.int64)
         pk[C.P_SRC], pk[C.P_DST], pk[C.P_SPORT], pk[C.P_DPORT], pk[C.P_PROTO] = src, dst, sport, conn.port, proto
-        out, tr, trn = self._flow(node, kind, pk, now, True, CT_TTL[proto], False)
+        ttl = CT_HELD[proto] if hold else CT_TTL[proto]
+        ct_before = int(self.ct.meta[0])
+        out, tr, trn = self._flow(node, kind, pk, now, True, ttl, False)
         conn.trace = self._steps(tr, trn[0])
         conn.rules_visited = int(trn[1])
         conn.node = self.nodes[out[1]].name
@@ -238,25 +456,63 @@ class ClusterNetwork:
         conn.pod = self.pods[out[2]].key if out[2] >= 0 else None
         conn.endpoint = f"{ip(out[3])}:{out[4]}"
         conn.source_ip, conn.source_port = ip(out[5]), int(out[6])
-        if out[0] == C.O_LEFT:
-            return conn
-        # the reply: from the backend back to the client, following conntrack
-        back = np.zeros(C.P_LEN, np.int64)
-        back[C.P_SRC], back[C.P_DST], back[C.P_SPORT], back[C.P_DPORT], back[C.P_PROTO] = \
-            out[3], out[5], out[4], out[6], proto
-        rnode = int(self.net.pods[out[2], C.POD_NODE]) if out[2] >= 0 else int(out[1])
-        rout, rtr, rtrn = self._flow(rnode, C.FROM_POD if out[2] >= 0 else C.LOCAL_OUT, back, now, True,
-                                     CT_TTL[proto], True)
-        conn.trace += self._steps(rtr, rtrn[0], reply=True)
-        if rout[0] in (C.O_DELIVERED, C.O_LEFT) and rout[3] == src:
-            conn.reply_source = ip(rout[5])
+        if out[0] != C.O_LEFT:
+            # the reply: from the backend back to the client, following conntrack
+            back = np.zeros(C.P_LEN, np.int64)
+            back[C.P_SRC], back[C.P_DST], back[C.P_SPORT], back[C.P_DPORT], back[C.P_PROTO] = \
+                out[3], out[5], out[4], out[6], proto
+            rnode = int(self.net.pods[out[2], C.POD_NODE]) if out[2] >= 0 else int(out[1])
+            rout, rtr, rtrn = self._flow(rnode, C.FROM_POD if out[2] >= 0 else C.LOCAL_OUT, back, now, True,
+                                         ttl, True)
+            conn.trace += self._steps(rtr, rtrn[0], reply=True)
+            if rout[0] in (C.O_DELIVERED, C.O_LEFT) and rout[3] == src:
+                # a socket-LB connection's reply comes from the backend; recvmsg/getpeername show the
+                # service address the application connected to (cilium_lb4_reverse_sk)
+                conn.reply_source = ip(out[8]) if out[8] else ip(rout[5])
+        if hold:
+            self._hold(conn, src, sport, dst, proto, ct_before, clock or (lambda: now))
         return conn
+
+    def _hold(self, conn: Connection, src: int, sport: int, dst: int, proto: int, ct_before: int, clock) -> None:
+        """Mark the connection established: its IPVS connection counts as active, its conntrack
+        entries live on; ``conn.close()`` turns both into TIME_WAIT."""
+        entries = list(range(ct_before, int(self.ct.meta[0])))
+        tuples = [tuple(int(x) for x in self.ct.entries[e, :C.CT_COLS - 1]) for e in entries]
+        ipvs_el = []
+        els = self.elements
+        for node in range(len(self.nodes)):
+            cs = int(self.net.nodes[node, C.N_CONNSET])
+            i = E.el_find(els.el, els.el_exp, els.el_slot, cs, src, sport, dst, conn.port * 256 + proto, 0.0) \
+                if cs >= 0 else -1
+            if i >= 0 and els.el[i, C.EL_FLAG] == 1:
+                self.ipvs.dests[els.el[i, C.EL_VA], IPVS.D_INACT] -= 1
+                self.ipvs.dests[els.el[i, C.EL_VA], IPVS.D_ACTIVE] += 1
+                els.el[i, C.EL_FLAG], els.el_exp[i] = 2, np.inf
+                ipvs_el.append((cs, src, sport, dst, conn.port * 256 + proto))
+        conn.held = True
+        conn._close = lambda: self._close(tuples, ipvs_el, proto, clock())
+
+    def _close(self, tuples, ipvs_el, proto, now: float) -> None:
+        ct = self.ct
+        for t in tuples:
+            for e in range(int(ct.meta[0])):
+                if tuple(int(x) for x in ct.entries[e, :C.CT_COLS - 1]) == t and ct.expires[e] > now:
+                    ct.expires[e] = now + CT_TTL[proto]
+        els = self.elements
+        for key in ipvs_el:
+            i = E.el_find(els.el, els.el_exp, els.el_slot, *key, now)
+            if i >= 0 and els.el[i, C.EL_FLAG] == 2:
+                self.ipvs.dests[els.el[i, C.EL_VA], IPVS.D_ACTIVE] -= 1
+                self.ipvs.dests[els.el[i, C.EL_VA], IPVS.D_INACT] += 1
+                els.el[i, C.EL_FLAG], els.el_exp[i] = 1, now + (300.0 if proto == 17 else 120.0)
 
     def connect_many(self, node: int, kind: int, src: int, dst: int, port: int, protocol: str, n: int,
                      now: float) -> Counter:
         if kind == C.FROM_POD and dst >> 24 == 127:
             conn = self._pod_loopback(Connection("", ip(dst), port, protocol), src, PROTO_NUMBERS[protocol])
             return Counter({conn.pod or "rejected": n} if n else {})
+        self._ensure_elements(now, room=64 + 2 * len(self.ipvs.dests))
+        self.expire(now)
         counts = np.zeros(len(self.pods) + 4, np.int64)
         src = self.source_address(node, kind, src, dst)
         sport0 = self._ports.get(src, 0)
@@ -271,7 +527,7 @@ class ClusterNetwork:
         return result
 
     def _steps(self, tr, n, reply=False):
-        out = steps(tr, int(n), *self._names)
+        out = steps(tr, int(n), self._names)
         for s in out:
             s.reply = reply
         return out
@@ -283,6 +539,11 @@ class ClusterNetwork:
             out.setdefault((self.nodes[node].name, rule.table, rule.chain), []).append(
                 int(self.program.rules[i, C.R_PKTS]))
         return out
+
+
+def _new_elements(size: int) -> E.Elements:
+    return E.Elements(el=np.zeros((size, C.EL_COLS), np.int64), el_exp=np.zeros(size, np.float64),
+                      el_slot=np.full(2 * size, -1, np.int64), el_meta=np.zeros(1, np.int64))
 
 
 def _new_conntrack(size: int) -> E.Conntrack:

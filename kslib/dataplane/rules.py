@@ -58,6 +58,9 @@ MODULES = {
     "comment": {"--comment": True},
     "nfacct": {"--nfacct-name": True},
     "icmp": {"--icmp-type": True},
+    "set": {"--match-set": True},          # NAME FLAGS: two values
+    "physdev": {"--physdev-is-in": False},
+    "ipvs": {"--vaddr": True, "--vproto": True, "--vport": True},
 }
 
 
@@ -218,6 +221,20 @@ def _build_match(module: str, opts: dict) -> list[Match]:
             "dest" if "--rdest" in opts else "source")))
     elif module == "icmp":
         out.append(Match("icmptype", opts["--icmp-type"][1], (opts["--icmp-type"][0],)))
+    elif module == "physdev":
+        # the packet came in through a bridge port: on a kslib node, a pod's veth on cni0
+        out.append(Match("in", opts["--physdev-is-in"][1], ("cni0",)))
+    elif module == "ipvs":
+        # kube-proxy matches IPVS traffic whose source is an LB VIP the node itself picked
+        # (KUBE-IPVS-OUT-FILTER); kslib's host sockets never take a VIP as source, so it never matches
+        out.append(Match("ipvs", opts.get("--vaddr", (None, False))[1], tuple(
+            opts[k][0] for k in ("--vaddr", "--vproto", "--vport") if k in opts)))
+    elif module == "set":
+        name, flags = opts["--match-set"][0]
+        dirs = tuple(flags.split(","))
+        if not 1 <= len(dirs) <= 3 or any(d not in ("src", "dst") for d in dirs):
+            raise ValueError(f"--match-set flags {flags!r}: one to three of src,dst")
+        out.append(Match("set", opts["--match-set"][1], (name, dirs)))
     # comment, nfacct: never change a verdict
     return out
 
@@ -388,7 +405,7 @@ def _parse_rule(table: str, line_no: int, text: str, declared, source: str) -> R
             spec = MODULES[module]
             if tok not in spec:
                 fail(tok, f"unsupported option {tok} of match {module!r}")
-            opts[tok] = (value() if spec[tok] else None, invert)
+            opts[tok] = ((value(), value()) if tok == "--match-set" else value() if spec[tok] else None, invert)
         else:
             fail(tok, "unexpected token")
         invert = False

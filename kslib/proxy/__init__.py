@@ -34,4 +34,17 @@ class NodeView:
         return self.labels.get(ZONE_LABEL)
 
 
-__all__ = ["NodeView", "ProxyConfig"]
+@dataclass
+class SyncResult:
+    """What one sync sent to the kernel, and how big the node's kube-proxy state is after it."""
+    full: bool                  # full sync (else partial, KEP-3453)
+    payload: str                # what the proxier sent: iptables-restore --noflush / nft -f / ipvsadm input
+    rules_sent: int             # rules (-A lines, add rule lines) in the payload
+    chains_sent: int            # chain lines in the payload
+    services_synced: int        # service ports whose per-service chains went into the payload
+    rules_total: dict           # {"filter": n, "nat": m}: rules in kube chains after the sync
+    stale_chains_deleted: int   # chains deleted (-X, delete chain)
+    ops: int = 0                # operations in the transaction, counted as kube-proxy's nft tests count them
+
+
+__all__ = ["NodeView", "ProxyConfig", "SyncResult"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from kslib.api.endpointslice import EndpointSlice
 from kslib.api.service import Service
 
-from . import NodeView, ProxyConfig
+from . import NodeView, ProxyConfig, SyncResult
 from .topology import (CategorizedEndpoints, EndpointInfo, ServicePortInfo, node_family, parse_ip,
                        service_ports, slice_matches, slices_by_service)
 
@@ -104,18 +104,6 @@ class _Lines:
 
     def rule(self, *parts: str) -> None:
         self.rules.append(_line(*parts))
-
-
-@dataclass
-class SyncResult:
-    """What one sync sent to iptables-restore, and how big the node's kube tables are after it."""
-    full: bool                  # full sync (else partial, KEP-3453)
-    payload: str                # the iptables-restore --noflush input
-    rules_sent: int             # -A lines in the payload
-    chains_sent: int            # chain lines in the payload
-    services_synced: int        # service ports whose per-service chains went into the payload
-    rules_total: dict           # {"filter": n, "nat": m}: rules in kube chains after the sync
-    stale_chains_deleted: int   # -X lines in the payload
 
 
 # ---- the proxier ---------------------------------------------------------------------------------
