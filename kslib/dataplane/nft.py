@@ -412,6 +412,9 @@ def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> 
                 f = fields[0]
                 if f not in ("ip saddr", "ip daddr"):
                     fail("{", "anonymous sets are modelled for addresses")
+                if len(items) == 1:          # nft lists a one-element set as the bare value
+                    rule.matches.append(_field_match(f, inv, items[0], fail))
+                    continue
                 try:
                     rule.matches.append(Match("cidrs", inv, (f, tuple(_cidr(x) for x in items))))
                 except ValueError:
