@@ -582,10 +582,13 @@ def run_flow(rules, matches, chains, hooks, aux, sets, nodes, pod_ip, pods, list
                         i = el_put(el, el_exp, el_slot, el_meta, nodes[node, C.N_CONNSET], pk[C.P_SRC],
                                    pk[C.P_SPORT], pk[C.P_DST], pk[C.P_DPORT] * 256 + pk[C.P_PROTO], dd, 1, now + life)
                     else:                        # a batch: one element counts its connections per real server
-                        i = el_put(el, el_exp, el_slot, el_meta, nodes[node, C.N_CONNSET], -1, dd,
-                                   np.int64((now + life) * 1e6), 0, dd, 0, now + life)
+                        expire_us = np.int64((now + life) * 1e6)
+                        i = el_find(el, el_exp, el_slot, nodes[node, C.N_CONNSET], -1, dd, expire_us, 0, now)
                         if i >= 0:
                             el[i, C.EL_VB] += 1
+                        else:
+                            i = el_put(el, el_exp, el_slot, el_meta, nodes[node, C.N_CONNSET], -1, dd, expire_us, 0,
+                                       dd, 1, now + life)
                     if i >= 0:
                         el[i, C.EL_FLAG] = 1
                     if tracing:
