@@ -25,8 +25,7 @@ from engine import (CLIENT, CLUSTER_CIDR, NODES, NOW, PORT, REPEATS, SERVICE_CID
 import numpy as np  # noqa: E402
 from kslib.dataplane import codes as C  # noqa: E402
 from kslib.dataplane import engine as E  # noqa: E402
-from kslib.dataplane.network import (PROTO_NUMBERS, ClusterNetwork, NodeDataplane, NodeSpec,  # noqa: E402
-                                     PodSpec, ip_int)
+from kslib.dataplane.network import PROTO_NUMBERS, ClusterNetwork, NodeSpec, PodSpec, ip_int  # noqa: E402
 from kslib.proxy import NodeView, ProxyConfig  # noqa: E402
 from kslib.proxy.ebpf import CiliumProxier  # noqa: E402
 from kslib.proxy.iptables import IptablesProxier  # noqa: E402
@@ -37,18 +36,6 @@ MODES = ("iptables", "nftables", "ipvs", "ebpf")
 PER = 2000          # connections per drawn Service and repeat
 
 
-def dataplane(mode: str, proxier) -> NodeDataplane:
-    if mode == "iptables":
-        return NodeDataplane(mode, iptables=proxier.render())
-    if mode == "nftables":
-        return NodeDataplane(mode, nft=proxier.render())
-    if mode == "ipvs":
-        return NodeDataplane(mode, iptables=proxier.iptables_text(),
-                             ipsets={s.name: (s.type, list(s.entries)) for s in proxier.ipsets.values()},
-                             ipvs=proxier.virtual_servers, local_addresses=tuple(proxier.dummy_addresses))
-    return NodeDataplane(mode, frontends=proxier.frontends, backends=proxier.backends, maglev=proxier.maglev)
-
-
 def build(mode: str, services, slices, n: int) -> tuple[ClusterNetwork, float]:
     t = time.perf_counter()
     config = ProxyConfig(cluster_cidr=CLUSTER_CIDR, service_cidr=SERVICE_CIDR)
@@ -57,7 +44,7 @@ def build(mode: str, services, slices, n: int) -> tuple[ClusterNetwork, float]:
     for name, node_ip, _ in NODES:
         p = cls(NodeView(name, node_ip), config)
         p.sync(services, slices, now=0.0)
-        planes[name] = dataplane(mode, p)
+        planes[name] = p.dataplane()
     pods = [PodSpec(*CLIENT, None)] + [PodSpec(key, ip, node, None) for i in range(n)
                                        for key, ip, node in endpoint_pods(i)]
     net = ClusterNetwork(seed=0, service_cidr=SERVICE_CIDR)

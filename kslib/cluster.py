@@ -23,7 +23,7 @@ from .controllers.scheduler import reap_terminated, run_kubelets
 from .controllers.workloads import WorkloadController
 from .dataplane import codes as C
 from .dataplane import entry as E
-from .dataplane.network import PROTO_NUMBERS, ClusterNetwork, NodeDataplane, NodeSpec, PodSpec, ip_int
+from .dataplane.network import PROTO_NUMBERS, ClusterNetwork, NodeSpec, PodSpec, ip_int
 from .dataplane.trace import Connection, Step
 from .proxy import NodeView, ProxyConfig, SyncResult
 from .proxy.ebpf import CiliumProxier
@@ -137,7 +137,7 @@ class Cluster:
     def set_mode(self, mode: str, **options) -> None:
         """Switch every node's proxier (kube-proxy --proxy-mode, or Cilium's replacement for ebpf).
         Options: ``scheduler`` for ipvs (rr, wrr, lc, wlc, sed, nq, sh, dh, mh); ``algorithm``
-        (random, maglev), ``lb_mode`` (snat, dsr) and ``maglev_table_size`` for ebpf."""
+        (random, maglev), ``lb_mode`` (snat, dsr, hybrid) and ``maglev_table_size`` for ebpf."""
         self._check_mode(mode)
         unknown = sorted(set(options) - set(MODE_OPTIONS[mode]))
         if unknown:
@@ -346,20 +346,6 @@ class Cluster:
             return proxier.render(self._network().ipvs_counts(node, self.clock))
         return proxier.render()
 
-    def _dataplane(self, name: str) -> NodeDataplane:
-        """What the node's proxier put into its kernel, for the engine."""
-        p, mode = self.proxiers[name], self.mode
-        if mode == "iptables":
-            return NodeDataplane(mode, iptables=p.render())
-        if mode == "nftables":
-            return NodeDataplane(mode, nft=p.render())
-        if mode == "ipvs":
-            return NodeDataplane(mode, iptables=p.iptables_text(), ipsets={s.name: (s.type, list(s.entries))
-                                                                            for s in p.ipsets.values()},
-                                 ipvs=p.virtual_servers, local_addresses=tuple(p.dummy_addresses))
-        return NodeDataplane(mode, frontends=p.frontends, backends=p.backends, maglev=p.maglev,
-                             lb_mode=self.mode_options["lb_mode"])
-
     def _network(self) -> ClusterNetwork:
         if self._network_stale:
             nodes = self.nodes
@@ -370,7 +356,7 @@ class Cluster:
                               HOST_PORTS + hc + (((6, 6443),) if n.internal_ip == api_ip else ())) for n in nodes]
             pods = [PodSpec(p.key, p.pod_ip, p.node_name, _listening(p)) for p in self.api.list("Pod")
                     if p.pod_ip and p.node_name and not p.host_network and p.phase not in ("Succeeded", "Failed")]
-            self.network.load(specs, pods, {n.name: self._dataplane(n.name) for n in nodes}, now=self.clock)
+            self.network.load(specs, pods, {n.name: self.proxiers[n.name].dataplane() for n in nodes}, now=self.clock)
             self._network_stale = False
         return self.network
 

@@ -98,14 +98,13 @@ M_COLS = 8
 CH_START, CH_END, CH_POLICY, CH_NAT = range(4)
 CH_COLS = 4
 # nodes: address, pod bridge address, pod CIDR, the dataplane mode, and the set of extra local addresses
-# (IPVS: services, persistence templates, connections; eBPF: frontends, affinity); the eBPF LB mode
-N_IP, N_GW, N_PNET, N_PMASK, N_MODE, N_LOCALSET, N_SVCSET, N_AFFSET, N_CONNSET, N_LBMODE = range(10)
-N_COLS = 10
-LB_SNAT, LB_DSR = 0, 1
-# eBPF frontends (one per address, port, protocol and scope) and backends
+# (IPVS: services, persistence templates, connections; eBPF: frontends, affinity)
+N_IP, N_GW, N_PNET, N_PMASK, N_MODE, N_LOCALSET, N_SVCSET, N_AFFSET, N_CONNSET = range(9)
+N_COLS = 9
+# eBPF frontends (one per address, port, protocol and scope; FE_DSR: direct server return) and backends
 (FE_ADDR, FE_PORT, FE_PROTO, FE_SCOPE, FE_KIND, FE_COUNT, FE_S0, FE_REVNAT, FE_AFFINITY, FE_MAGLEV, FE_M,
- FE_SR0, FE_SR1) = range(13)
-FE_COLS = 13
+ FE_SR0, FE_SR1, FE_DSR) = range(14)
+FE_COLS = 14
 SCOPE_EXT, SCOPE_INT = 0, 1
 KIND_CLUSTERIP, KIND_NODEPORT, KIND_LOADBALANCER, KIND_EXTERNALIP = range(4)
 B_ADDR, B_PORT, B_NODE, B_ID = range(4)

@@ -32,7 +32,7 @@ from numba import njit
 
 from . import codes as C
 from .hashes import DEFAULT_HASH_INIT4_SEED, maglev_flow_hash
-from .ipvs import D_ACTIVE, D_ADDR, D_INACT, D_PORT, D_WEIGHT, V_PERSIST
+from .ipvs import D_ADDR, D_INACT, D_PORT, D_WEIGHT, V_PERSIST
 from .ipvs import schedule as ipvs_schedule
 
 # lost = [net, mask] of the service CIDR: nothing outside the cluster answers for a ClusterIP
@@ -44,7 +44,7 @@ Ipvs = namedtuple("Ipvs", ["vs", "dests", "vtab"])
 Lb = namedtuple("Lb", ["fe", "be", "slots", "maglev", "ranges"])
 Conntrack = namedtuple("Conntrack", ["slot_o", "slot_r", "entries", "expires", "meta"])
 MAXDEPTH = 64                              # jump nesting the walk allows
-ST_SEEN_REPLY, ST_DNAT, ST_SNAT = 1, 2, 4
+ST_SEEN_REPLY, ST_DNAT, ST_SNAT, ST_OPEN = 1, 2, 4, 8     # ST_OPEN: a held connection, not closed
 HOP_LIMIT = 16
 LOCAL_BIT, BROADCAST_BIT, MULTICAST_BIT, UNICAST_BIT = 1 << 2, 1 << 3, 1 << 5, 1 << 1   # xt_addrtype
 FOREVER = np.inf
@@ -76,8 +76,9 @@ def random32(rng):
 
 # ---- elements: one hash table for every set, map and keyed kernel table ------------------------------------
 @njit(cache=True)
-def el_hash(s, k0, k1, k2, k3, mask):
-    h = np.uint64(s * 1000003 + 17)
+def key_hash(owner, k0, k1, k2, k3, salt, mask):
+    """FNV-style hash of an owner (a node, a set) and four key numbers: conntrack's and the elements' slots."""
+    h = np.uint64(owner * 1000003 + salt)
     for v in (k0, k1, k2, k3):
         h = (h ^ np.uint64(v)) * np.uint64(0x100000001B3)
         h ^= h >> np.uint64(29)
@@ -88,7 +89,7 @@ def el_hash(s, k0, k1, k2, k3, mask):
 def el_slot_of(el, el_slot, s, k0, k1, k2, k3):
     """(slot, element) of the key; element -1 when absent (the slot is then where it would go)."""
     mask = el_slot.shape[0] - 1
-    h = el_hash(s, k0, k1, k2, k3, mask)
+    h = key_hash(s, k0, k1, k2, k3, 17, mask)
     while el_slot[h] >= 0:
         i = el_slot[h]
         if el[i, C.EL_SET] == s and el[i, C.EL_K0] == k0 and el[i, C.EL_K1] == k1 and el[i, C.EL_K2] == k2 \
@@ -294,19 +295,10 @@ def recent_match(rc, clock, t, mode, seconds, reap, addr, now_us):
 
 # ---- conntrack ------------------------------------------------------------------------------------------
 @njit(cache=True)
-def tuple_hash(node, src, dst, sport, dport, proto, mask):
-    h = np.uint64(node * 1000003 + proto)
-    for v in (src, dst, sport, dport):
-        h = (h ^ np.uint64(v)) * np.uint64(0x100000001B3)
-        h ^= h >> np.uint64(29)
-    return np.int64(h & np.uint64(mask))
-
-
-@njit(cache=True)
 def ct_lookup(slot_o, slot_r, ent, expires, node, pk, now):
     """(entry, direction) for the packet's tuple on ``node``: direction 0 original, 1 reply; (-1, 0) if none."""
     mask = slot_o.shape[0] - 1
-    h0 = tuple_hash(node, pk[C.P_SRC], pk[C.P_DST], pk[C.P_SPORT], pk[C.P_DPORT], pk[C.P_PROTO], mask)
+    h0 = key_hash(node, pk[C.P_SRC], pk[C.P_DST], pk[C.P_SPORT], pk[C.P_DPORT], pk[C.P_PROTO], mask)
     for d in range(2):
         slots = slot_o if d == 0 else slot_r
         base = C.CT_O if d == 0 else C.CT_R
@@ -327,7 +319,7 @@ def ct_index(slot_o, slot_r, ent, e):
     for d in range(2):
         slots = slot_o if d == 0 else slot_r
         b = C.CT_O if d == 0 else C.CT_R
-        h = tuple_hash(ent[e, C.CT_NODE], ent[e, b], ent[e, b + 1], ent[e, b + 2], ent[e, b + 3],
+        h = key_hash(ent[e, C.CT_NODE], ent[e, b], ent[e, b + 1], ent[e, b + 2], ent[e, b + 3],
                        ent[e, C.CT_PROTO], mask)
         while slots[h] >= 0:
             h = (h + 1) & mask
@@ -365,7 +357,7 @@ def ct_rehash(slot_o, slot_r, ent, meta):
 
 # ---- eBPF service load balancing (Cilium's kube-proxy replacement) -----------------------------------------
 @njit(cache=True)
-def lb_frontend(nodes, pod_ip, el, el_exp, el_slot, node, addr, proto, port, socket):
+def lb_frontend(nodes, el, el_exp, el_slot, node, addr, proto, port, socket):
     """The frontend (service map entry) for addr:port on ``node``, or -1. The socket layer prefers a
     two-scope service's internal (/i) entry; tc sees only the external one. A node address that
     matches no frontend is tried as the NodePort wildcard 0.0.0.0:port (bpf_sock.c
@@ -451,7 +443,7 @@ def run_flow(rules, matches, chains, hooks, aux, sets, nodes, pod_ip, pods, list
         mode = nodes[node, C.N_MODE]
         if hop == 0 and not reply and kind != C.FROM_WIRE and mode == C.MODE_EBPF:
             # Cilium's cgroup connect4 hook: the socket is pointed at a backend before any packet exists
-            f = lb_frontend(nodes, pod_ip, el, el_exp, el_slot, node, pk[C.P_DST], pk[C.P_PROTO], pk[C.P_DPORT],
+            f = lb_frontend(nodes, el, el_exp, el_slot, node, pk[C.P_DST], pk[C.P_PROTO], pk[C.P_DPORT],
                             True)
             if f >= 0:
                 b = lb_select(fe, slots, maglev, el, el_exp, el_slot, el_meta, rng, nodes, node, f, pk, now, False)
@@ -490,7 +482,7 @@ def run_flow(rules, matches, chains, hooks, aux, sets, nodes, pod_ip, pods, list
                 pk[C.P_CTSTATE] |= C.CT_DNAT
             else:
                 # bpf_host at the device's tc ingress: NodePort, LoadBalancer and external IPs
-                f = lb_frontend(nodes, pod_ip, el, el_exp, el_slot, node, pk[C.P_DST], pk[C.P_PROTO],
+                f = lb_frontend(nodes, el, el_exp, el_slot, node, pk[C.P_DST], pk[C.P_PROTO],
                                 pk[C.P_DPORT], False)
                 if f >= 0 and fe[f, C.FE_KIND] == C.KIND_CLUSTERIP:
                     f = -1                   # ClusterIPs are not reachable from outside (non-routable)
@@ -510,7 +502,7 @@ def run_flow(rules, matches, chains, hooks, aux, sets, nodes, pod_ip, pods, list
                         pk[C.P_CTSTATE] |= C.CT_DNAT
                         pk[C.P_VIA] = C.VIA_TC
                         if be[b, C.B_NODE] != node:
-                            if nodes[node, C.N_LBMODE] == C.LB_DSR:
+                            if fe[f, C.FE_DSR] != 0:
                                 pk[C.P_DSR_ADDR], pk[C.P_DSR_PORT] = vip, vport
                             else:                # SNAT to the node's address, so the reply comes back here
                                 pk[C.P_SRC] = nodes[node, C.N_IP]

@@ -55,7 +55,6 @@ class NodeDataplane:
     frontends: list = field(default_factory=list)     # Frontend objects (kslib.proxy.ebpf)
     backends: dict = field(default_factory=dict)      # backend id -> Backend
     maglev: dict = field(default_factory=dict)        # rev-NAT id -> M backend ids
-    lb_mode: str = "snat"                  # eBPF: snat | dsr
 
 
 @dataclass
@@ -166,7 +165,7 @@ class ClusterNetwork:
                 self._fe_nodes.append(i)
                 fe.append((ip_int(f.address), f.port, PROTO_NUMBERS[f.protocol],
                            C.SCOPE_INT if f.scope == "int" else C.SCOPE_EXT, FE_KINDS[f.kind], len(f.backends), s0,
-                           f.rev_nat_id, f.affinity_timeout or 0, m0, m, r0, len(ranges)))
+                           f.rev_nat_id, f.affinity_timeout or 0, m0, m, r0, len(ranges), int("dsr" in f.flags)))
 
         def table(rows, cols):
             return np.asarray(rows, dtype=np.int64).reshape(len(rows), cols)
@@ -183,7 +182,7 @@ class ClusterNetwork:
             pods.append((node_index[p.node], p.ports is None, start, len(listen)))
         # a node without a pod CIDR gets a pod network that matches nothing (mask all ones, net 0)
         nodes = [(ip_int(n.ip), int(net.network_address) + 1 if net else 0, int(net.network_address) if net else 0,
-                  int(net.netmask) if net else 0xFFFFFFFF, MODES[dp.mode], *ks, int(dp.lb_mode == "dsr"))
+                  int(net.netmask) if net else 0xFFFFFFFF, MODES[dp.mode], *ks)
                  for n, net, dp, ks in zip(self.nodes, nets, planes, kernel_sets)]
         hosts = [(i, proto, port) for i, n in enumerate(self.nodes) for proto, port in n.host_ports]
 
@@ -331,7 +330,8 @@ class ClusterNetwork:
             proto = int(row[C.CT_PROTO])
             o, r = row[C.CT_O:C.CT_O + 4], row[C.CT_R:C.CT_R + 4]
             replied = row[C.CT_STATUS] & E.ST_SEEN_REPLY
-            state = ("TIME_WAIT " if replied else "SYN_SENT ") if proto == 6 else ""
+            state = ("ESTABLISHED " if row[C.CT_STATUS] & E.ST_OPEN else "TIME_WAIT " if replied else "SYN_SENT ") \
+                if proto == 6 else ""
             flags = " [ASSURED]" if replied else " [UNREPLIED]"
             lines.append(f"{PROTO_NAMES.get(proto, str(proto)).lower():<8} {proto} {int(ct.expires[e] - now)} "
                          f"{state}src={ip(o[0])} dst={ip(o[1])} sport={o[2]} dport={o[3]} "
@@ -410,12 +410,11 @@ class ClusterNetwork:
     def ipvs_counts(self, node: str, now: float):
         """(ActiveConn, InActConn) of a real server on ``node``: f((vaddr, protocol, vport), (daddr, dport))."""
         self.expire(now)
-        i = [n.name for n in self.nodes].index(node) if node in [n.name for n in self.nodes] else -1
+        i = self.node_index(node)
 
         def counts(vs_key, dest_key):
-            v = self.ipvs.vs_index.get((i, ip_int(vs_key[0]), PROTO_NUMBERS[vs_key[1]], vs_key[2]))
-            r = self.ipvs.dest_index.get(((i, ip_int(vs_key[0]), PROTO_NUMBERS[vs_key[1]], vs_key[2]),
-                                          ip_int(dest_key[0]), dest_key[1])) if v is not None else None
+            key = (i, ip_int(vs_key[0]), PROTO_NUMBERS[vs_key[1]], vs_key[2])
+            r = self.ipvs.dest_index.get((key, ip_int(dest_key[0]), dest_key[1]))
             if r is None:
                 return 0, 0
             return int(self.ipvs.dests[r, IPVS.D_ACTIVE]), int(self.ipvs.dests[r, IPVS.D_INACT])
@@ -477,6 +476,7 @@ class ClusterNetwork:
         """Mark the connection established: its IPVS connection counts as active, its conntrack
         entries live on; ``conn.close()`` turns both into TIME_WAIT."""
         entries = list(range(ct_before, int(self.ct.meta[0])))
+        self.ct.entries[entries, C.CT_STATUS] |= E.ST_OPEN
         tuples = [tuple(int(x) for x in self.ct.entries[e, :C.CT_COLS - 1]) for e in entries]
         ipvs_el = []
         els = self.elements
@@ -498,6 +498,7 @@ class ClusterNetwork:
             for e in range(int(ct.meta[0])):
                 if tuple(int(x) for x in ct.entries[e, :C.CT_COLS - 1]) == t and ct.expires[e] > now:
                     ct.expires[e] = now + CT_TTL[proto]
+                    ct.entries[e, C.CT_STATUS] &= ~E.ST_OPEN
         els = self.elements
         for key in ipvs_el:
             i = E.el_find(els.el, els.el_exp, els.el_slot, *key, now)

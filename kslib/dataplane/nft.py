@@ -227,9 +227,8 @@ def _elements(tk: _Tokens, s: NftSet) -> list:
         elif t == "comment" or t in ("timeout", "expires"):
             tk.next()
         elif t == ":" and s.is_map:
-            value = _verdict(tk, tk.next(), tk.peek())
-            if value[0] in ("jump", "goto"):
-                tk.next()
+            word = tk.next()
+            value = _verdict(word, tk.next() if word in ("jump", "goto") else None, tk.fail)
         else:
             parts.append(t)
 
@@ -255,12 +254,11 @@ def _value(tk: _Tokens, kind: str, v: str, interval: bool = False):
         tk.fail(v, f"not a valid {kind}")
 
 
-def _verdict(tk: _Tokens, word: str, target: str) -> tuple[str, str | None]:
-    if word in ("jump", "goto"):
-        return word, target
-    if word in ("accept", "drop", "reject", "return", "continue"):
-        return word, None
-    tk.fail(word, "not a verdict")
+def _verdict(word: str, target: str | None, fail) -> tuple[str, str | None]:
+    """A map value: (verdict, chain for jump/goto)."""
+    if word not in ("jump", "goto", "accept", "drop", "reject", "return", "continue"):
+        fail(word, "not a verdict")
+    return word, target
 
 
 def _chain_body(tk: _Tokens, rs: NftRuleset, name: str) -> list:
@@ -465,7 +463,7 @@ def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> 
                     fail(w, "expected KEY : VERDICT")
                 word = take()
                 target = take() if word in ("jump", "goto") else None
-                entries[int(w)] = _verdict_tuple(word, target, fail)
+                entries[int(w)] = _verdict(word, target, fail)
             action("NUMGEN", mod=mod, entries=entries)
         elif t == "update" or t == "add":
             ref = take()
@@ -488,7 +486,7 @@ def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> 
             action("UPDATE", set=s.name, fields=tuple(fields))
         elif t in ("jump", "goto"):
             target = take()
-            if target not in rs.chains and target not in _declared(rs):
+            if target not in rs.chains:
                 fail(target, f"{t} to chain {target}, which the table does not declare")
             action(target, goto=t == "goto")
         elif t in ("accept", "drop", "return"):
@@ -521,16 +519,6 @@ def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> 
                                            "MASQUERADE", "DNAT", "MARK"):
         rule.goto = rule.target_args.pop("goto", False)
     return rule
-
-
-def _declared(rs: NftRuleset) -> set:
-    return set(rs.chains)
-
-
-def _verdict_tuple(word, target, fail):
-    if word not in ("jump", "goto", "accept", "drop", "reject", "return", "continue"):
-        fail(word, "not a verdict")
-    return word, target
 
 
 def _field_match(f: str, inv: bool, v: str, fail) -> Match:

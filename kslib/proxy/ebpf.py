@@ -39,6 +39,8 @@ from kslib.api.endpointslice import EndpointSlice
 from kslib.api.service import Service
 from kslib.dataplane.hashes import maglev_flow_hash
 
+from kslib.dataplane.network import NodeDataplane
+
 from . import NodeView, ProxyConfig, SyncResult
 from . import maglev as mg
 from .topology import (CategorizedEndpoints, EndpointInfo, ServicePortInfo, node_family, parse_ip,
@@ -392,6 +394,10 @@ class CiliumProxier:
         return entries, owner
 
     # ---- output ----------------------------------------------------------------------------------
+    def dataplane(self) -> NodeDataplane:
+        """What this proxier put into Cilium's maps, for the engine."""
+        return NodeDataplane("ebpf", frontends=self.frontends, backends=self.backends, maglev=self.maglev)
+
     def render(self) -> str:
         """`cilium-dbg bpf lb list` (one line per slot; sorted, where the tool prints map order),
         then `cilium-dbg service list`, then each Maglev table as backend ID(entries owned)."""

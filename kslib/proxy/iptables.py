@@ -7,19 +7,19 @@ per-service chains only for Services whose Service or EndpointSlices changed.
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import ipaddress
-import json
 import math
 from dataclasses import dataclass, field
 
 from kslib.api.endpointslice import EndpointSlice
 from kslib.api.service import Service
 
+from kslib.dataplane.network import NodeDataplane
+
 from . import NodeView, ProxyConfig, SyncResult
 from .topology import (CategorizedEndpoints, EndpointInfo, ServicePortInfo, node_family, parse_ip,
-                       service_ports, slice_matches, slices_by_service)
+                       service_fingerprints, changed_services, service_ports)
 
 KUBE_SERVICES = "KUBE-SERVICES"
 KUBE_EXTERNAL_SERVICES = "KUBE-EXTERNAL-SERVICES"
@@ -148,11 +148,8 @@ class IptablesProxier:
              full: bool = False) -> SyncResult:
         """syncProxyRules: build the restore input, apply it to the node, report on it."""
         do_full = full or self._needs_full_sync(now)
-        grouped = slices_by_service(slices)
-        fingerprints = {svc.key: _fingerprint(svc, grouped.get((svc.namespace, svc.name), []), self._family)
-                        for svc in services}
-        changed = {k for k in fingerprints.keys() | self._fingerprints.keys()
-                   if fingerprints.get(k) != self._fingerprints.get(k)}
+        fingerprints = service_fingerprints(services, slices, self._family)
+        changed = changed_services(self._fingerprints, fingerprints)
         if do_full:
             self._ensure_jump_rules()
 
@@ -433,22 +430,36 @@ class IptablesProxier:
     @property
     def tables(self) -> dict[str, dict[str, list[str]]]:
         """table -> chain -> rule lines: built-in chains first, then kube chains by name."""
-        out = {}
-        for table, builtins in BUILTIN_CHAINS.items():
-            chains = self._state[table]
-            order = list(builtins) + sorted(c for c in chains if c not in builtins)
-            out[table] = {c: copy.copy(chains[c]) for c in order}
-        return out
+        return ordered_tables(self._state)
 
     def render(self) -> str:
         """The node's iptables-save view (in kube-proxy's rule text), loadable by iptables-restore."""
-        lines = []
-        for table, chains in self.tables.items():
-            lines.append(f"*{table}")
-            lines += [f":{c} ACCEPT [0:0]" if c in BUILTIN_CHAINS[table] else f":{c} - [0:0]" for c in chains]
-            lines += [rule for rules in chains.values() for rule in rules]
-            lines.append("COMMIT")
-        return "\n".join(lines) + "\n"
+        return save_text(self.tables)
+
+    def dataplane(self) -> NodeDataplane:
+        """What this proxier put into the node's kernel, for the engine."""
+        return NodeDataplane("iptables", iptables=self.render())
+
+
+def ordered_tables(state: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+    """A copy of table -> chain -> rules with the built-in chains first, then the others by name."""
+    out = {}
+    for table, builtins in BUILTIN_CHAINS.items():
+        chains = state[table]
+        order = list(builtins) + sorted(c for c in chains if c not in builtins)
+        out[table] = {c: list(chains[c]) for c in order}
+    return out
+
+
+def save_text(tables: dict[str, dict[str, list[str]]]) -> str:
+    """iptables-save text of table -> chain -> rules: loadable by iptables-restore."""
+    lines = []
+    for table, chains in tables.items():
+        lines.append(f"*{table}")
+        lines += [f":{c} ACCEPT [0:0]" if c in BUILTIN_CHAINS[table] else f":{c} - [0:0]" for c in chains]
+        lines += [rule for rules in chains.values() for rule in rules]
+        lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
 
 
 def _filter_verdicts(sp: ServicePortInfo, eps: CategorizedEndpoints):
@@ -458,13 +469,6 @@ def _filter_verdicts(sp: ServicePortInfo, eps: CategorizedEndpoints):
         return reject, reject
     drop = ("DROP", f"{sp.spn} has no local endpoints")
     return (None if eps.has_internal_endpoints else drop), (None if eps.has_external_endpoints else drop)
-
-
-def _fingerprint(svc: Service, slices: list[EndpointSlice], family: int) -> str:
-    """What a Service's per-service chains depend on: its spec and status, and its own slices."""
-    mine = [s for s in slices if slice_matches(s, svc.namespace, svc.name, family)]
-    d = svc.to_dict()
-    return json.dumps([d["spec"], d["status"], [s.to_dict() for s in mine]], sort_keys=True)
 
 
 def _restore_text(filt: _Lines, nat: _Lines) -> str:

@@ -39,7 +39,10 @@ from kslib.api.endpointslice import EndpointSlice
 from kslib.api.service import Service
 from kslib.dataplane.ipvs import SCHEDULERS
 
+from kslib.dataplane.network import NodeDataplane
+
 from . import NodeView, ProxyConfig, SyncResult
+from .iptables import BUILTIN_CHAINS, ordered_tables, save_text
 from .topology import EndpointInfo, ServicePortInfo, join_host_port, node_family, parse_ip, service_ports
 
 DUMMY_DEVICE = "kube-ipvs0"
@@ -56,9 +59,6 @@ KUBE_FORWARD = "KUBE-FORWARD"
 KUBE_LOAD_BALANCER = "KUBE-LOAD-BALANCER"
 KUBE_IPVS_FILTER = "KUBE-IPVS-FILTER"
 KUBE_IPVS_OUT_FILTER = "KUBE-IPVS-OUT-FILTER"
-
-BUILTIN_CHAINS = {"filter": ("INPUT", "FORWARD", "OUTPUT"),
-                  "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}
 
 # proxier.go iptablesJumpChain: (table, from, to, comment), each EnsureRule(Prepend)ed
 JUMP_CHAINS = (
@@ -641,22 +641,11 @@ class IpvsProxier:
     @property
     def tables(self) -> dict[str, dict[str, list[str]]]:
         """table -> chain -> rule lines: built-in chains first, then kube chains by name."""
-        out = {}
-        for table, builtins in BUILTIN_CHAINS.items():
-            chains = self._tables[table]
-            order = list(builtins) + sorted(c for c in chains if c not in builtins)
-            out[table] = {c: list(chains[c]) for c in order}
-        return out
+        return ordered_tables(self._tables)
 
     def iptables_text(self) -> str:
         """The node's iptables-save view of what IPVS mode installs (kube-proxy's rule text)."""
-        lines = []
-        for table, chains in self.tables.items():
-            lines.append(f"*{table}")
-            lines += [f":{c} ACCEPT [0:0]" if c in BUILTIN_CHAINS[table] else f":{c} - [0:0]" for c in chains]
-            lines += [rule for rules in chains.values() for rule in rules]
-            lines.append("COMMIT")
-        return "\n".join(lines) + "\n"
+        return save_text(self.tables)
 
     # ---- text views ------------------------------------------------------------------------------------
     def ipvsadm_text(self, counts=None) -> str:
@@ -690,6 +679,13 @@ class IpvsProxier:
                                      f"Header: {s.header}", f"References: {n_refs}",
                                      f"Number of entries: {len(members)}", "Members:", *members]))
         return "\n\n".join(blocks) + "\n"
+
+    def dataplane(self) -> NodeDataplane:
+        """What this proxier put into the node's kernel, for the engine: the iptables rules and ipsets,
+        the virtual servers and the addresses on kube-ipvs0."""
+        return NodeDataplane("ipvs", iptables=self.iptables_text(),
+                             ipsets={s.name: (s.type, list(s.entries)) for s in self.ipsets.values()},
+                             ipvs=self.virtual_servers, local_addresses=tuple(self.dummy_addresses))
 
     def render(self, counts=None) -> str:
         """`ipvsadm -Ln`, then `ipset list`, then `iptables-save`, each separated by a blank line.

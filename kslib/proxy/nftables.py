@@ -41,10 +41,11 @@ from dataclasses import dataclass, field
 from kslib.api.endpointslice import EndpointSlice
 from kslib.api.service import Service
 
+from kslib.dataplane.network import NodeDataplane
+
 from . import NodeView, ProxyConfig, SyncResult
-from .iptables import _fingerprint   # what a Service's chains depend on: spec, status, its slices
 from .topology import (CategorizedEndpoints, EndpointInfo, ServicePortInfo, node_family, parse_ip,
-                       service_ports, slices_by_service)
+                       service_fingerprints, changed_services, service_ports)
 
 TABLE = "kube-proxy"
 TABLE_COMMENT = "rules for kube-proxy"
@@ -429,11 +430,8 @@ class NftablesProxier:
         if len(del_tx) and self._table is not None:
             del_tx.run(self._table)
 
-        grouped = slices_by_service(slices)
-        fingerprints = {svc.key: _fingerprint(svc, grouped.get((svc.namespace, svc.name), []), self._family)
-                        for svc in services}
-        changed = {k for k in fingerprints.keys() | self._fingerprints.keys()
-                   if fingerprints.get(k) != self._fingerprints.get(k)}
+        fingerprints = service_fingerprints(services, slices, self._family)
+        changed = changed_services(self._fingerprints, fingerprints)
 
         existing = self._table or _Table()       # what ListAll would show now
         tx = _Tx(self._ipx)
@@ -753,6 +751,10 @@ class NftablesProxier:
         out += [f"add element {head} {n} {{ {_element_body(k, v, cm)} }}"
                 for n in sets + maps for k, (v, cm) in t.sets[n].elements.items()]
         return "\n".join(out) + "\n"
+
+    def dataplane(self) -> NodeDataplane:
+        """What this proxier put into the node's kernel, for the engine."""
+        return NodeDataplane("nftables", nft=self.render())
 
     def render(self) -> str:
         """The table as ``nft list ruleset`` prints it (sets and maps first, then chains, each

@@ -7,6 +7,7 @@ them Cluster and Local traffic policy use, topology hints, the terminating fallb
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 
 from kslib.api.endpointslice import Endpoint, EndpointSlice
@@ -283,3 +284,21 @@ def slices_by_service(slices: list[EndpointSlice]) -> dict[tuple[str, str], list
     for es in sorted(slices, key=lambda s: s.name):
         out.setdefault((es.namespace, es.service_name), []).append(es)
     return out
+
+
+def service_fingerprints(services: list[Service], slices: list[EndpointSlice], family: int) -> dict[str, str]:
+    """What each Service's per-service rules depend on (its spec and status, and its own slices), by
+    "namespace/name": a partial sync rewrites the Services whose fingerprint changed."""
+    grouped = slices_by_service(slices)
+    out = {}
+    for svc in services:
+        mine = [s for s in grouped.get((svc.namespace, svc.name), [])
+                if slice_matches(s, svc.namespace, svc.name, family)]
+        d = svc.to_dict()
+        out[svc.key] = json.dumps([d["spec"], d["status"], [s.to_dict() for s in mine]], sort_keys=True)
+    return out
+
+
+def changed_services(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    """The Services whose fingerprint differs between two syncs (added and removed ones included)."""
+    return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
