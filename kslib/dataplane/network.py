@@ -554,8 +554,8 @@ def _new_conntrack(size: int) -> E.Conntrack:
 
 
 def warmup() -> None:
-    """Compile the engine's kernels (numba caches them on disk): one traced connection, one batch,
-    and a conntrack resize, on a two-node cluster."""
+    """Compile the engine's kernels (numba caches them on disk): in every mode one traced, held and
+    closed connection and one batch, then a conntrack and an element-table resize, on two nodes."""
     from kslib import Cluster          # the facade imports this module
     c = Cluster(nodes=2, seed=0)
     c.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "warm"},
@@ -563,6 +563,10 @@ def warmup() -> None:
     c.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "warm", "labels": {"app": "warm"}},
              "spec": {"containers": [{"name": "c"}]}})
     ip = c.get("svc", "warm").cluster_ip
-    c.connect("warm", ip, 80)
-    c.connect_many("warm", ip, 80, 10)
+    for mode, options in (("iptables", {}), ("nftables", {}), ("ipvs", {"scheduler": "mh"}),
+                          ("ebpf", {"algorithm": "maglev", "maglev_table_size": 251})):
+        c.set_mode(mode, **options)
+        c.connect("warm", ip, 80, hold=True).close()
+        c.connect_many("warm", ip, 80, 10)
     c.network._ensure_conntrack(c.clock, room=c.network.ct.entries.shape[0])
+    c.network._ensure_elements(c.clock, room=c.network.elements.el.shape[0])
