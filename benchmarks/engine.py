@@ -21,6 +21,11 @@ place in KUBE-SERVICES. Measured:
   best of 3: ns per connection and ns per rule visited come from this one;
 * the pure-Python reference (``ReferenceNetwork.flow``) on the same drawn Services, once.
 
+Then the four dataplanes side by side (iptables, nftables, IPVS with rr, Cilium eBPF): the same
+clusters synced by each mode's proxier and loaded into one ClusterNetwork, the same traffic through
+``engine.run_batch``: build time, first packets per second, rules walked, and the cost ratio of the
+largest to the smallest size (flat for the hashed modes, linear for iptables).
+
 Everything runs on one core: numba kernels here are single-threaded and the process is pinned
 to one CPU (``sched_setaffinity``) when the OS allows it.
 """
@@ -52,7 +57,10 @@ from kslib.dataplane.network import PROTO_NUMBERS, ClusterNetwork, NodeSpec, Pod
 from kslib.dataplane.reference import ReferenceNetwork  # noqa: E402
 from kslib.dataplane.rules import parse  # noqa: E402
 from kslib.proxy import NodeView, ProxyConfig  # noqa: E402
+from kslib.proxy.ebpf import CiliumProxier  # noqa: E402
 from kslib.proxy.iptables import IptablesProxier  # noqa: E402
+from kslib.proxy.ipvs import IpvsProxier  # noqa: E402
+from kslib.proxy.nftables import NftablesProxier  # noqa: E402
 
 SEED = 20240601
 ENDPOINTS = 5
@@ -197,7 +205,7 @@ def numba_kernel(b: Built, targets: list[int], per: int) -> tuple[float, int]:
     rules, sport = 0, 0
     t = time.perf_counter()
     for dst in dsts:
-        rules += int(E.run_batch(*tables, node, C.FROM_POD, src, dst, PORT, PROTO_NUMBERS["TCP"], per, sport,
+        rules += int(E.run_batch(tables, node, C.FROM_POD, src, dst, PORT, PROTO_NUMBERS["TCP"], per, sport,
                                  NOW, counts))
         sport += per
     elapsed = time.perf_counter() - t
@@ -304,10 +312,76 @@ def si(x: float) -> str:
     return f"{x:.0f}"
 
 
+MODES = ("iptables", "nftables", "ipvs", "ebpf")
+MODE_PER = 2000     # connections per drawn Service and repeat, in the four-mode sweep
+
+
+def build_mode(mode: str, services, slices, n: int) -> tuple[ClusterNetwork, float]:
+    t = time.perf_counter()
+    config = ProxyConfig(cluster_cidr=CLUSTER_CIDR, service_cidr=SERVICE_CIDR)
+    cls = {"iptables": IptablesProxier, "nftables": NftablesProxier, "ipvs": IpvsProxier, "ebpf": CiliumProxier}[mode]
+    planes = {}
+    for name, node_ip, _ in NODES:
+        p = cls(NodeView(name, node_ip), config)
+        p.sync(services, slices, now=0.0)
+        planes[name] = p.dataplane()
+    pods = [PodSpec(*CLIENT, None)] + [PodSpec(key, ip, node, None) for i in range(n)
+                                       for key, ip, node in endpoint_pods(i)]
+    net = ClusterNetwork(seed=0, service_cidr=SERVICE_CIDR)
+    net.load([NodeSpec(name, node_ip, cidr) for name, node_ip, cidr in NODES], pods, planes)
+    return net, time.perf_counter() - t
+
+
+def mode_rate(net: ClusterNetwork, targets: list[int]) -> tuple[float, float]:
+    """(connections per second, rules walked per connection), best of REPEATS."""
+    node, src = net.node_index(CLIENT[2]), ip_int(CLIENT[1])
+    dsts = [ip_int(cluster_ip(i)) for i in targets]
+    best, rules = float("inf"), 0
+    for rep in range(REPEATS + 1):                    # the first round warms the caches
+        net._ensure_elements(NOW, room=64 + 2 * len(net.ipvs.dests))
+        tables = net._tables()
+        counts = np.zeros(len(net.pods) + 4, np.int64)
+        t = time.perf_counter()
+        walked = 0
+        for k, dst in enumerate(dsts):
+            walked += int(E.run_batch(tables, node, C.FROM_POD, src, dst, PORT, PROTO_NUMBERS["TCP"], MODE_PER,
+                                      (rep * len(dsts) + k) * MODE_PER, NOW, counts))
+        elapsed = time.perf_counter() - t
+        assert counts[len(net.pods):].sum() == 0, f"not delivered: {counts[len(net.pods):]}"
+        if rep:
+            best, rules = min(best, elapsed), walked
+    n = MODE_PER * len(dsts)
+    return n / best, rules / n
+
+
+def modes_sweep(sizes: list[int]) -> None:
+    """The four dataplanes side by side: the same clusters synced by each mode's proxier, the same
+    traffic through ``engine.run_batch``; the cost ratio shows which modes stay flat in Services."""
+    print(f"\nfour modes (kernel alone, best of {REPEATS}, {MODE_PER} connections per drawn Service):")
+    print(f"{'mode':<9} {'services':>8} {'build s':>8} {'conn/s':>10} {'ns/conn':>8} {'rules/conn':>10}")
+    results: dict = {}
+    for n in sizes:
+        services, slices = build_objects(n)
+        targets = draw_targets(n)
+        for mode in MODES:
+            net, built = build_mode(mode, services, slices, n)
+            rate, rules = mode_rate(net, targets)
+            results[(mode, n)] = rate
+            print(f"{mode:<9} {n:>8} {built:>8.1f} {rate:>10,.0f} {1e9 / rate:>8.0f} {rules:>10.1f}", flush=True)
+    lo, hi = min(sizes), max(sizes)
+    print(f"cost at {hi} Services / cost at {lo} Services (1.0 = flat; within 2x is the goal for the hashed modes):")
+    for mode in MODES:
+        worst = min(results[(mode, n)] for n in sizes)
+        print(f"  {mode:<9} {results[(mode, lo)] / results[(mode, hi)]:.2f}   slowest {worst / 1e6:.2f}M first "
+              f"packets/s ({'meets' if worst >= 1e6 else 'misses'} 1M/s)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="10 and 1,000 Services only")
     ap.add_argument("--services", help="comma-separated cluster sizes (default 10,100,1000,10000)")
+    ap.add_argument("--modes", help="cluster sizes for the four-mode sweep (default 100,1000,10000; "
+                    "--quick: 100,1000; 'none' skips it)")
     ap.add_argument("--profile-sync", action="store_true",
                     help="cProfile node-1's proxier sync at the largest size and print the top functions")
     args = ap.parse_args(argv)
@@ -422,7 +496,11 @@ def main(argv=None) -> int:
     spread = f"{spread} (connect_many/flow)"
     print(f"summary: {target}; numba vs reference {spread}; "
           + (f"cost grows linearly with rules walked ({b_:.2f} ns per rule, R^2 {r2:.3f}); " if len(rows) >= 2
-             else "") + f"one core, total run {time.perf_counter() - started:.0f} s")
+             else ""))
+    mode_sizes = args.modes or ("100,1000" if args.quick else "100,1000,10000")
+    if mode_sizes != "none":
+        modes_sweep([int(x) for x in mode_sizes.split(",")])
+    print(f"one core, total run {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -84,6 +84,7 @@ class ClusterNetwork:
         self.elements = None
         self._static = 0
         self.ct = _new_conntrack(1024)
+        self._tables_of = None
         # nothing outside the cluster answers for a ClusterIP: a packet that leaves towards one is lost
         self.service_cidr = ipaddress.IPv4Network(service_cidr, strict=False)
 
@@ -360,7 +361,7 @@ class ClusterNetwork:
         the node's InternalIP. Pods and external clients have only their own address."""
         if kind != C.LOCAL_OUT:
             return src
-        kind, _ = E.route(self.net.nodes, self.net.pod_ip, node, dst, *self.elements[:3])
+        kind, _ = E.route(self._tables(), node, dst)
         if kind in (C.R_POD, C.R_NO_POD):
             return int(self.net.nodes[node, C.N_GW])
         if kind == C.R_LOCAL:
@@ -372,9 +373,14 @@ class ClusterNetwork:
         self._ports[src] = k + 1
         return C.EPHEMERAL_LO + k % (C.EPHEMERAL_HI - C.EPHEMERAL_LO + 1)
 
-    def _tables(self) -> tuple:
-        """The engine's table arguments, in its order."""
-        return (*self.program, *self.net, *self.state, *self.elements, *self.ipvs[:3], *self.lb, *self.ct)
+    def _tables(self) -> E.Tables:
+        """The engine's tables as one structure, built again only when an array was replaced (a load,
+        or conntrack or the elements grown)."""
+        parts = (self.program, self.net, self.state, self.elements, self.ipvs, self.lb, self.ct)
+        if self._tables_of is None or any(a is not b for a, b in zip(parts, self._tables_of[0])):
+            self._tables_of = (parts, E.tables(*self.program, *self.net, *self.state, *self.elements,
+                                               *self.ipvs[:3], *self.lb, *self.ct))
+        return self._tables_of[1]
 
     # ---- kernel state that ages: IPVS connection counts ------------------------------------------------
     def _ensure_elements(self, now: float, room: int = 64) -> None:
@@ -424,7 +430,8 @@ class ClusterNetwork:
         tr = np.zeros((TRACE_ROWS, 9), np.int64)
         trn = np.zeros(2, np.int64)
         out = np.zeros(10, np.int64)
-        E.run_flow(*self._tables(), node, kind, pk, now, commit, ttl, reply, tr, trn, out)
+        stack = np.empty((E.MAXDEPTH, 2), np.int64)
+        E.run_flow(self._tables(), node, kind, pk, now, commit, ttl, reply, stack, tr, trn, out)
         return out, tr, trn
 
     def connect(self, conn: Connection, node: int, kind: int, src: int, dst: int, now: float,
@@ -482,7 +489,7 @@ class ClusterNetwork:
         els = self.elements
         for node in range(len(self.nodes)):
             cs = int(self.net.nodes[node, C.N_CONNSET])
-            i = E.el_find(els.el, els.el_exp, els.el_slot, cs, src, sport, dst, conn.port * 256 + proto, 0.0) \
+            i = E.el_find(self._tables(), cs, src, sport, dst, conn.port * 256 + proto, 0.0) \
                 if cs >= 0 else -1
             if i >= 0 and els.el[i, C.EL_FLAG] == 1:
                 self.ipvs.dests[els.el[i, C.EL_VA], IPVS.D_INACT] -= 1
@@ -501,7 +508,7 @@ class ClusterNetwork:
                     ct.entries[e, C.CT_STATUS] &= ~E.ST_OPEN
         els = self.elements
         for key in ipvs_el:
-            i = E.el_find(els.el, els.el_exp, els.el_slot, *key, now)
+            i = E.el_find(self._tables(), *key, now)
             if i >= 0 and els.el[i, C.EL_FLAG] == 2:
                 self.ipvs.dests[els.el[i, C.EL_VA], IPVS.D_ACTIVE] -= 1
                 self.ipvs.dests[els.el[i, C.EL_VA], IPVS.D_INACT] += 1
@@ -518,7 +525,7 @@ class ClusterNetwork:
         src = self.source_address(node, kind, src, dst)
         sport0 = self._ports.get(src, 0)
         self._ports[src] = sport0 + n
-        self.last_batch_rules = int(E.run_batch(*self._tables(), node, kind, src, dst, port,
+        self.last_batch_rules = int(E.run_batch(self._tables(), node, kind, src, dst, port,
                                                 PROTO_NUMBERS[protocol], n, sport0, now, counts))
         hit = np.flatnonzero(counts[:len(self.pods)])
         result = Counter({self.pods[i].key: int(counts[i]) for i in hit})
