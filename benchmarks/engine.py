@@ -201,12 +201,13 @@ def numba_kernel(b: Built, targets: list[int], per: int) -> tuple[float, int]:
     net, node, src = b.net, b.net.node_index(CLIENT[2]), ip_int(CLIENT[1])
     tables = net._tables()
     counts = np.zeros(len(net.pods) + 4, np.int64)
+    seen = np.zeros(len(net.pods), np.int64)
     dsts = [ip_int(cluster_ip(i)) for i in targets]
     rules, sport = 0, 0
     t = time.perf_counter()
     for dst in dsts:
         rules += int(E.run_batch(tables, node, C.FROM_POD, src, dst, PORT, PROTO_NUMBERS["TCP"], per, sport,
-                                 NOW, counts))
+                                 NOW, 0, counts, seen))
         sport += per
     elapsed = time.perf_counter() - t
     assert counts[len(net.pods):].sum() == 0, f"kernel: {counts[len(net.pods):]} not delivered"
@@ -341,11 +342,12 @@ def mode_rate(net: ClusterNetwork, targets: list[int]) -> tuple[float, float]:
         net._ensure_elements(NOW, room=64 + 2 * len(net.ipvs.dests))
         tables = net._tables()
         counts = np.zeros(len(net.pods) + 4, np.int64)
+        seen = np.zeros(len(net.pods), np.int64)
         t = time.perf_counter()
         walked = 0
         for k, dst in enumerate(dsts):
             walked += int(E.run_batch(tables, node, C.FROM_POD, src, dst, PORT, PROTO_NUMBERS["TCP"], MODE_PER,
-                                      (rep * len(dsts) + k) * MODE_PER, NOW, counts))
+                                      (rep * len(dsts) + k) * MODE_PER, NOW, 0, counts, seen))
         elapsed = time.perf_counter() - t
         assert counts[len(net.pods):].sum() == 0, f"not delivered: {counts[len(net.pods):]}"
         if rep:

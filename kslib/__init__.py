@@ -1,6 +1,8 @@
 """kslib: how Kubernetes Services really move packets, as executable courseware."""
 from .api import InternalError, ManifestError, ValidationError, dump, load
 from .cluster import MODES, Cluster
+from .controllers.cloud import CloudProvider, IPAddressPool, MetalLB
+from .traffic import Clients, Traffic, clients
 
 __version__ = "0.1.0"
 
@@ -14,5 +16,6 @@ def require_version(minimum: str) -> None:
                            "run `make lab` again (or `pip install -e .`) to update it")
 
 
-__all__ = ["Cluster", "InternalError", "MODES", "ManifestError", "ValidationError", "__version__", "dump",
-           "load", "require_version"]
+__all__ = ["Clients", "CloudProvider", "Cluster", "IPAddressPool", "MetalLB", "InternalError", "MODES",
+           "ManifestError", "ValidationError", "__version__", "dump",
+           "load", "require_version", "Traffic", "clients"]

@@ -14,17 +14,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from .api import manifest
-from .api.errors import ValidationError
+from .api.errors import ValidationError, invalid
 from .api.meta import ObjectMeta
+from .api.names import is_dns1123_subdomain
 from .api.node import ZONE_LABEL, Node
 from .api.server import APIServer, Event, kubernetes_endpoint_slice, kubernetes_service
-from .controllers.endpointslice import EndpointSliceController
+from . import billing
+from .controllers.endpointslice import EndpointSliceController, KubeEvent
+from .controllers.cloud import LoadBalancerController
 from .controllers.scheduler import reap_terminated, run_kubelets
 from .controllers.workloads import WorkloadController
 from .dataplane import codes as C
 from .dataplane import entry as E
 from .dataplane.network import PROTO_NUMBERS, ClusterNetwork, NodeSpec, PodSpec, ip_int
-from .dataplane.trace import Connection, Step
+from .dataplane.trace import Connection, Step, ip
+from .traffic import Clients, Flow, Traffic
+from .dns import CoreDNS, KubeletDNS, Resolution, ResolvConf
+from .dns import names as dns_names
+from .dns.resolver import resolve as dns_walk
+from .dns.server import DEFAULT_TTL as DNS_TTL
+from .dns.server import QTYPES
 from .proxy import NodeView, ProxyConfig, SyncResult
 from .proxy.ebpf import CiliumProxier
 from .proxy.iptables import IptablesProxier
@@ -77,6 +86,17 @@ class Cluster:
 
     ``nodes`` adds that many worker nodes (``node-1``...) or the named ones, spread over ``zones``
     round robin; nodes can also come from manifests (``kind: Node``).
+
+    DNS, as kubeadm sets it up: ``cluster_domain`` and ``cluster_dns`` (the kubelet's clusterDomain
+    and clusterDNS; by default the 10th address of the service CIDR as kubeadm picks it,
+    10.96.0.10), ``dns_pods`` ("disabled", "insecure", "verified") and ``dns_ttl`` (0..3600) for
+    CoreDNS's kubernetes plugin, and ``node_resolv_conf``, the nodes' own /etc/resolv.conf text
+    (by default one nameserver, the node network's gateway, and no search domains). ``c.dns`` is
+    the DNS server, ``c.resolve`` a pod's lookup, ``c.resolv_conf`` a pod's resolv.conf.
+
+    ``cloud``: what provisions LoadBalancer Services (``c.cloud``): None, as on a bare cluster, leaves
+    them ``<pending>``; ``kslib.CloudProvider(pool=..., hourly_price=...)`` or ``kslib.MetalLB(pools=...)``
+    runs with the other controllers (kslib/controllers/cloud.py).
     """
 
     def __init__(self, mode: str = "iptables", cluster_cidr: str = "10.244.0.0/16",
@@ -84,7 +104,9 @@ class Cluster:
                  nodes: int | list[str] | None = None, zones: list[str] | None = None,
                  node_cidr: str = "192.168.0.0/24", cluster_domain: str = "cluster.local",
                  max_endpoints_per_slice: int = 100, node_port_range: str = "30000-32767",
-                 proxy_options: dict | None = None):
+                 proxy_options: dict | None = None, cluster_dns: str | None = None,
+                 dns_pods: str = "insecure", dns_ttl: int = DNS_TTL, node_resolv_conf: str | None = None,
+                 cloud: LoadBalancerController | None = None):
         for name, cidr in (("cluster_cidr", cluster_cidr), ("service_cidr", service_cidr), ("node_cidr", node_cidr)):
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -99,8 +121,15 @@ class Cluster:
         self.masquerade_all, self.seed = masquerade_all, seed
         self.cluster_domain = cluster_domain
         self.api = APIServer(service_cidr, cluster_cidr, node_cidr, node_port_range=node_port_range, seed=seed)
+        self._init_dns(cluster_dns, dns_pods, dns_ttl, node_resolv_conf)
         self.workloads = WorkloadController(self.api)
         self.slices = EndpointSliceController(self.api, max_endpoints_per_slice)
+        if cloud is not None and not isinstance(cloud, LoadBalancerController):
+            raise ValueError(f"cloud: must be None (no load-balancer controller: LoadBalancer Services stay "
+                             f"<pending>), kslib.CloudProvider(...) or kslib.MetalLB(...), got {cloud!r}")
+        self.cloud = cloud
+        if cloud is not None:
+            cloud._attach(self)
         self.events: list[Event] = []
         self._subscribers: list = []
         self._changed = False
@@ -111,6 +140,8 @@ class Cluster:
         self.sync_log: deque[SyncRecord] = deque(maxlen=10_000)
         self.network = ClusterNetwork(seed, service_cidr)
         self._lb_rng = random.Random(seed)
+        self._held: dict[int, Traffic] = {}     # open long-lived batches by group number
+        self._held_next = 1
         self._proxies_stale = True
         self._network_stale = True
         self.api.watch(self._on_event)
@@ -123,6 +154,21 @@ class Cluster:
                                                          **({ZONE_LABEL: zones[i % len(zones)]} if zones else {})}))
                         for i, n in enumerate(names)])
         self._settle()
+
+    def _init_dns(self, cluster_dns, pods, ttl, node_resolv_conf) -> None:
+        errs = is_dns1123_subdomain(self.cluster_domain) if isinstance(self.cluster_domain, str) \
+            else ["must be a DNS domain such as cluster.local"]
+        if errs:
+            raise ValueError(str(invalid("cluster_domain", self.cluster_domain, errs[0])))
+        if cluster_dns is None:          # kubeadm: the 10th address of the service subnet
+            net = ipaddress.ip_network(self.service_cidr, strict=False)
+            cluster_dns = str(net[min(10, net.num_addresses - 2)])     # (a tiny range: its last host)
+        if not E.is_ipv4(cluster_dns):
+            raise ValueError(str(invalid("cluster_dns", cluster_dns, "must be an IPv4 address such as 10.96.0.10")))
+        if node_resolv_conf is None:
+            node_resolv_conf = f"nameserver {next(self.api.node_net.hosts())}\n"
+        self.kubelet_dns = KubeletDNS(self.cluster_domain, cluster_dns, ResolvConf.parse(node_resolv_conf))
+        self.dns = CoreDNS(self.api, self.cluster_domain, cluster_dns, pods, ttl)
 
     # ---- mode -------------------------------------------------------------------------------------
     @staticmethod
@@ -224,6 +270,16 @@ class Cluster:
         """The legacy v1 Endpoints object of a Service (deprecated since 1.33), or None."""
         return self.api.get("Endpoints", _key(service, namespace))
 
+    def kube_events(self, obj: str | None = None, namespace: str = "default") -> list[KubeEvent]:
+        """Kubernetes Events the controllers recorded (``kubectl get events``), oldest first; with
+        ``obj`` ("name" or "namespace/name") only those about that object, as ``kubectl describe``
+        lists them (e.g. TopologyAwareHintsDisabled on a Service)."""
+        events = list(self.slices.recorder.events)
+        if obj is not None:
+            ns, name = _key(obj, namespace).split("/", 1)
+            events = [e for e in events if (e.namespace, e.name) == (ns, name)]
+        return events
+
     def set_ready(self, pod: str, ready: bool = True) -> None:
         """What a readiness probe does: flip the Pod's Ready condition."""
         new = copy.deepcopy(self.pod(pod))
@@ -287,6 +343,8 @@ class Cluster:
                 run_kubelets(self.api)
                 self.slices.sync_dirty()
                 self._sync_kubernetes_slice()
+                if self.cloud is not None:
+                    self.cloud.sync()
             if not self._changed:
                 self._sync_proxies()
                 return
@@ -363,8 +421,26 @@ class Cluster:
     def _entry(self, src, dst, port, protocol):
         protocol = E.check_protocol(protocol)
         port = E.check_port(port)
-        dst = E.destination(dst)
-        return E.source(self, src), dst, port, protocol
+        entry = E.source(self, src)
+        return entry, E.destination(dst, lambda name: self._address(name, entry)), port, protocol
+
+    def _address(self, name: str, entry: E.Entry) -> str:
+        """The first IPv4 address ``name`` resolves to for the source's application: glibc's
+        getaddrinfo (A and AAAA per candidate) on the pod's or node's resolv.conf."""
+        name = dns_names.check(name, "dst")
+        if entry.kind == C.FROM_WIRE:
+            raise ValueError(f"dst: {name!r}: an external client ({entry.src_ip}) cannot use the cluster's DNS names; "
+                             "give an IP address (a node IP or a LoadBalancer ingress IP)")
+        who, conf = self._dns_client(entry.label, "src")
+        res = self._lookup(name, conf, ("A", "AAAA"), "glibc")
+        ipv4 = [a for a in res.addresses if E.is_ipv4(a)]
+        if ipv4:
+            return ipv4[0]
+        if res.name is None:
+            status = "NXDOMAIN" if res.rcode == "NXDOMAIN" else "NODATA"
+            tried = ", ".join(dict.fromkeys(q.name for q in res.queries))
+            raise ValueError(f"dst: {name!r} does not resolve from {who}: {status} for every name tried ({tried})")
+        raise ValueError(f"dst: {name!r} resolves from {who} to {' '.join(res.answers)}, which holds no IPv4 address")
 
     def connect(self, src, dst, port=None, protocol="TCP", via=None, hold=False) -> Connection:
         """Open one connection from ``src`` to ``dst:port`` and report its fate (shared/API.md).
@@ -386,40 +462,132 @@ class Cluster:
         return net.connect(conn, net.node_index(node), entry.kind, ip_int(entry.src_ip), ip_int(dst), self.clock,
                            hold=bool(hold), clock=lambda: self.clock)
 
-    def connect_many(self, src, dst, port, n, protocol="TCP", via=None) -> Counter:
-        """``n`` new connections in one engine batch: a Counter over backend pods ("namespace/name"),
-        plus "rejected", "dropped" (and "host" for a node's own sockets)."""
-        entry, dst, port, protocol = self._entry(src, dst, port, protocol)
+    def connect_many(self, src, dst, port, n, protocol="TCP", via=None, hold=False) -> Traffic:
+        """``n`` new connections in engine batches: a Counter over backend pods ("namespace/name"),
+        plus "rejected", "dropped" (and "host" for a node's own sockets), whose ``flows`` say who
+        sent, where it entered, and which source address each pod saw.
+
+        ``src`` may be a population (``kslib.clients(500)``, or ``behind_nat=True``): the ``n``
+        connections are spread round robin over its clients. ``hold=True`` keeps the connections
+        open (WebSocket or gRPC streams) across ``advance()`` until ``close()``: IPVS counts them
+        as active, and ``open_connections()`` counts them per pod."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"n: Invalid value: {n!r}: must be a non-negative integer")
+        shares = src.shares(n) if isinstance(src, Clients) else Counter({src: n})
+        traffic = Traffic()
+        group = self._held_next if hold else 0
+        for client, k in shares.items():
+            self._batch(traffic, client, dst, port, k, protocol, via, group)
+        if hold:
+            self._held_next += 1
+            self._held[group] = traffic
+            traffic.held = True
+            traffic._close = lambda: self._close_group(group, protocol)
+        return traffic
+
+    def _batch(self, traffic: Traffic, src, dst, port, n, protocol, via, group) -> None:
+        entry, dst, port, protocol = self._entry(src, dst, port, protocol)
         net = self._network()
         if entry.kind != C.FROM_WIRE:
             if via is not None:
                 raise ValueError("via: only an external client enters the cluster at a chosen node")
-            return net.connect_many(net.node_index(entry.node), entry.kind, ip_int(entry.src_ip), ip_int(dst),
-                                    port, protocol, n, self.clock)
-        svc = E.lb_service(self, dst) if via is None else None
-        if svc is not None:                   # the load balancer spreads connections over healthy nodes
-            nodes = E.healthy_nodes(self, svc)
-            picks = np.random.default_rng(self._lb_rng.getrandbits(64)).multinomial(n, [1 / len(nodes)] * len(nodes)) \
-                if nodes else []
-            shares = Counter({node: int(k) for node, k in zip(nodes, picks)})
+            shares = Counter({entry.node: n})
         else:
-            node = E.entry_node(self, entry, dst, via, self._lb_rng)
-            shares = Counter({node: n}) if node else Counter()
-        total = Counter({"dropped": n - sum(shares.values())} if n - sum(shares.values()) else {})
+            svc = E.lb_service(self, dst) if via is None else None
+            if svc is not None:               # the load balancer spreads connections over healthy nodes
+                nodes = E.healthy_nodes(self, svc)
+                picks = np.random.default_rng(self._lb_rng.getrandbits(64)).multinomial(
+                    n, [1 / len(nodes)] * len(nodes)) if nodes else []
+                shares = Counter({node: int(k) for node, k in zip(nodes, picks)})
+            else:
+                node = E.entry_node(self, entry, dst, via, self._lb_rng)
+                shares = Counter({node: n}) if node else Counter()
+            if n > sum(shares.values()):
+                traffic.add(Flow(entry.src_ip, None, "dropped", None, None, None, n - sum(shares.values())))
+        pod_node = {p.key: p.node for p in net.pods}
         for node, k in sorted(shares.items()):
-            total.update(net.connect_many(net.node_index(node), entry.kind, ip_int(entry.src_ip), ip_int(dst),
-                                          port, protocol, k, self.clock))
-        return total
+            if not k:
+                continue
+            counts = net.connect_many(net.node_index(node), entry.kind, ip_int(entry.src_ip), ip_int(dst),
+                                      port, protocol, k, self.clock, group)
+            seen = net.last_batch_seen
+            entered = node if entry.kind == C.FROM_WIRE else None
+            for key, c in sorted(counts.items()):
+                if key in seen:
+                    traffic.add(Flow(entry.src_ip, entered, "delivered", key, pod_node.get(key), ip(seen[key]), c))
+                else:
+                    traffic.add(Flow(entry.src_ip, entered, "delivered" if key == "host" else key, None, None, None, c))
+
+    def _close_group(self, group: int, protocol: str) -> None:
+        self._held.pop(group, None)
+        self._network().close_group(group, protocol, self.clock)
+
+    def open_connections(self) -> Counter:
+        """Long-lived connections still open (``connect_many(..., hold=True)`` batches not closed),
+        per backend pod; streams to a pod that is gone were reset and are not counted."""
+        alive = {p.key for p in self.api.list("Pod") if not p.terminating}
+        out: Counter = Counter()
+        for traffic in self._held.values():
+            for f in traffic.flows:
+                if f.pod in alive:
+                    out[f.pod] += f.connections
+        return out
+
+    def zone_traffic(self, src, dst, port, n, request_bytes: int = 1_000, response_bytes: int = 10_000,
+                     price_per_gb: float = billing.PRICE_PER_GB, protocol="TCP", via=None) -> billing.ZoneTraffic:
+        """``connect_many`` and account its bytes per (from zone, to zone): cross-zone and same-zone
+        bytes, and the cross-zone cost in dollars at ``price_per_gb`` in each direction (kslib.billing)."""
+        counts = self.connect_many(src, dst, port, n, protocol=protocol, via=via)
+        return billing.zone_traffic(self, src, counts, request_bytes, response_bytes, price_per_gb=price_per_gb)
 
     def conntrack(self, node: str) -> list[str]:
         """``conntrack -L`` on the node: the connections it tracks and their NAT."""
         self._node(node)
         return self._network().conntrack(node, self.clock)
 
-    def resolve(self, name, from_pod, qtype="A"):
-        raise NotImplementedError("resolve() arrives with the DNS issue")
+    # ---- DNS --------------------------------------------------------------------------------------------------
+    def resolve(self, name, from_pod, qtype="A", *, getaddrinfo=True, libc="glibc") -> Resolution:
+        """Look ``name`` up as the stub resolver in ``from_pod`` does (a pod "name" or
+        "namespace/name", or a node name for the node's own resolver), walking its resolv.conf
+        (search list, ndots) and asking its nameserver: the cluster DNS (``c.dns``) or, for
+        ``dnsPolicy: Default`` and nodes, the upstream. ``qtype="A"`` with ``getaddrinfo=True`` is
+        an application's getaddrinfo(AF_UNSPEC), what connecting by name does: A and AAAA for every
+        candidate name; ``getaddrinfo=False`` asks A alone (getaddrinfo(AF_INET), ``host -t A``).
+        Other types (SRV, TXT, ...) are asked alone per candidate, as res_search does. ``libc``:
+        "glibc" or "musl" (Alpine images). See ``kslib.dns.Resolution``."""
+        name = dns_names.check(name, "name")
+        if not isinstance(qtype, str) or qtype.upper() not in QTYPES:
+            raise ValueError(f"qtype: Unsupported value: {qtype!r}: supported values: " + ", ".join(QTYPES))
+        qtype = qtype.upper()
+        _, conf = self._dns_client(from_pod, "from_pod")
+        return self._lookup(name, conf, ("A", "AAAA") if qtype == "A" and getaddrinfo else (qtype,), libc)
+
+    def resolv_conf(self, from_pod) -> ResolvConf:
+        """The /etc/resolv.conf of a pod ("name" or "namespace/name") as its kubelet wrote it, or a
+        node's own; ``.text()`` prints it, ``.warnings`` holds the kubelet's DNSConfigForming events."""
+        return self._dns_client(from_pod, "from_pod")[1]
+
+    def _dns_client(self, ref, field: str) -> tuple[str, ResolvConf]:
+        """(who, resolv.conf) for a pod or a node name, the pod first as ``connect``'s src."""
+        if not isinstance(ref, str) or not ref:
+            raise ValueError(f'{field}: {ref!r} must be a pod ("name" or "namespace/name") or a node name')
+        pod = self.api.get("Pod", _key(ref, None))
+        if pod is not None:
+            if not pod.node_name:
+                raise ValueError(f'{field}: pod "{pod.key}" is not on a node yet (phase {pod.phase}): '
+                                 "the kubelet writes its resolv.conf when it starts it")
+            return f"pod {pod.key}", self.kubelet_dns.for_pod(pod)
+        if "/" not in ref and self.api.get("Node", ref) is not None:
+            return f"node {ref}", self.kubelet_dns.host
+        raise ValueError(f'{field}: pod "{_key(ref, None)}" not found (give "name" in the default namespace or '
+                         '"namespace/name", or a node name)')
+
+    def _lookup(self, name: str, conf: ResolvConf, qtypes: tuple, libc: str) -> Resolution:
+        if not conf.nameservers:
+            raise ValueError("resolv.conf has no nameserver: dnsPolicy None needs dnsConfig.nameservers")
+        server = conf.nameservers[0]          # the first nameserver answers; the others are for timeouts
+        ask = self.dns.query if server == self.dns.ip else self.dns.upstream.query
+        return dns_walk(name, conf, ask, qtypes, libc, nameserver=server)
 
     def __repr__(self) -> str:
         return (f"Cluster(mode={self.mode!r}, nodes={len(self.nodes)}, pods={len(self.pods)}, "

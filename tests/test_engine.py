@@ -140,7 +140,7 @@ def engine_flow(net, node, kind, src, dst, sport, dport, proto=6, now=0.0, commi
     pk[C.P_SRC], pk[C.P_DST], pk[C.P_PROTO] = ip_int(src), ip_int(dst), proto
     pk[C.P_SPORT], pk[C.P_DPORT] = sport, dport
     tr, trn, out = np.zeros((0, 9), np.int64), np.zeros(2, np.int64), np.zeros(10, np.int64)
-    E.run_flow(net._tables(), net.node_index(node), kind, pk, now, commit, ttl, reply, np.empty((E.MAXDEPTH, 2), np.int64),
+    E.run_flow(net._tables(), net.node_index(node), kind, pk, now, commit, ttl, reply, 0, np.empty((E.MAXDEPTH, 2), np.int64),
                tr, trn, out)
     pod = net.pods[out[2]].key if out[2] >= 0 else None
     return (OUTCOMES[int(out[0])], pod, ip(out[5]), ip(out[3]), int(out[6]), int(out[4])), int(trn[1]), \

@@ -40,6 +40,7 @@ class Pod(Named):
     dns_config: dict | None = None
     node_selector: dict[str, str] = field(default_factory=dict)
     affinity: dict | None = None
+    topology_spread_constraints: list[dict] = field(default_factory=list)
     termination_grace_period_seconds: int = 30
     pod_ip: str = ""
     host_ip: str = ""
@@ -113,6 +114,8 @@ class Pod(Named):
             dns_config=r.get(spec, "dnsConfig", dict, sp, None),
             node_selector=r.strmap(spec, "nodeSelector", sp) or {},
             affinity=r.get(spec, "affinity", dict, sp, None),
+            topology_spread_constraints=[c for c in r.get(spec, "topologySpreadConstraints", list, sp, []) or []
+                                         if isinstance(c, dict)],
             termination_grace_period_seconds=r.get(spec, "terminationGracePeriodSeconds", int, sp, 30),
         )
 
@@ -135,7 +138,8 @@ class Pod(Named):
             spec["initContainers"] = containers(self.init_containers)
         for key, value in (("nodeName", self.node_name), ("hostname", self.hostname),
                            ("subdomain", self.subdomain), ("nodeSelector", self.node_selector),
-                           ("affinity", self.affinity), ("dnsConfig", self.dns_config)):
+                           ("affinity", self.affinity), ("dnsConfig", self.dns_config),
+                           ("topologySpreadConstraints", self.topology_spread_constraints)):
             if value:
                 spec[key] = copy.deepcopy(value)
         if self.host_network:

@@ -357,8 +357,29 @@ def validate_pod(pod: Pod) -> list[FieldError]:
         errs.append(not_supported(sp.child("dnsPolicy"), pod.dns_policy, policies))
     if pod.dns_policy == "None" and not pod.dns_config:
         errs.append(required(sp.child("dnsConfig"), "must provide `dnsConfig` when `dnsPolicy` is None"))
+    errs += _validate_spread(pod.topology_spread_constraints, sp.child("topologySpreadConstraints"))
     if pod.pod_ip:
         errs += [invalid(Path("status.podIP"), pod.pod_ip, m) for m in names.is_valid_ip(pod.pod_ip)]
+    return errs
+
+
+def _validate_spread(constraints: list[dict], path: Path) -> list[FieldError]:
+    """validateTopologySpreadConstraints (pkg/apis/core/validation): maxSkew positive, topologyKey
+    set, whenUnsatisfiable known, one constraint per {topologyKey, whenUnsatisfiable}."""
+    errs = []
+    actions = ["DoNotSchedule", "ScheduleAnyway"]
+    for i, c in enumerate(constraints):
+        cp = path.index(i)
+        skew = c.get("maxSkew")
+        if isinstance(skew, bool) or not isinstance(skew, int) or skew <= 0:
+            errs.append(invalid(cp.child("maxSkew"), skew, "must be greater than zero"))
+        if not c.get("topologyKey"):
+            errs.append(required(cp.child("topologyKey"), "can not be empty"))
+        if c.get("whenUnsatisfiable") not in actions:
+            errs.append(not_supported(cp.child("whenUnsatisfiable"), c.get("whenUnsatisfiable"), actions))
+        key = (c.get("topologyKey"), c.get("whenUnsatisfiable"))
+        if any((o.get("topologyKey"), o.get("whenUnsatisfiable")) == key for o in constraints[i + 1:]):
+            errs.append(duplicate(cp.child("{topologyKey, whenUnsatisfiable}"), f"{{{key[0]}, {key[1]}}}"))
     return errs
 
 

@@ -17,6 +17,10 @@ pkg/controller/endpoint/endpoints_controller.go:
   Service with no endpoints keeps one empty placeholder slice.
 - The legacy Endpoints object holds every address in one object (ready in ``addresses``, the rest
   in ``notReadyAddresses``), truncated at 1000 addresses with the over-capacity annotation.
+- Topology hints (the ``Auto`` annotation or ``spec.trafficDistribution``) are set on the slices
+  about to be written, and on unchanged slices whose hints are stale, by ``kslib.controllers.topology``;
+  an endpoint whose only difference is its hints does not count as changed (EndpointsEqualBeyondHash).
+  What the hinting reports goes out as Kubernetes Events on the Service (``recorder``).
 
 Every write is recorded in ``ledger`` (objects and bytes), so lessons can compare the cost of a
 pod change under the two schemes. Bytes are the object's compact JSON size, a stand-in for what
@@ -25,6 +29,7 @@ the API server sends each watcher.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import ipaddress
 import json
 import math
@@ -37,6 +42,7 @@ from ..api.meta import ObjectMeta
 from ..api.pod import TERMINAL_PHASES, Pod
 from ..api.server import APIServer, Event
 from ..api.service import Service
+from . import topology
 
 MAX_ENDPOINTS_PER_SLICE = 100
 MAX_ENDPOINTS_ADDRESSES = 1000          # the legacy Endpoints object's capacity
@@ -70,6 +76,53 @@ class Ledger:
         return out
 
 
+@dataclass
+class KubeEvent:
+    """A Kubernetes Event (core/v1 Event) a controller recorded about an object, as ``kubectl get
+    events`` lists it. Repeats of the same event are folded into one with a count, as client-go's
+    event correlator does (tools/record events_cache.go: same source, object, type, reason, message)."""
+    type: str                  # "Normal" | "Warning"
+    reason: str                # e.g. "TopologyAwareHintsDisabled"
+    message: str
+    kind: str                  # the involved object
+    namespace: str
+    name: str
+    source: str                # the reporting component, e.g. "endpoint-slice-controller"
+    count: int = 1
+    first_timestamp: str = ""
+    last_timestamp: str = ""
+    uid: str = field(default="", repr=False)     # involvedObject.uid
+
+    @property
+    def object(self) -> str:
+        """"kind/name", as kubectl prints the involved object."""
+        return f"{self.kind.lower()}/{self.name}"
+
+    def __str__(self) -> str:
+        return f"{self.type}  {self.reason}  {self.object}  {self.message}"
+
+
+class EventRecorder:
+    """record.EventRecorder for one component: Events land in ``events``, oldest first."""
+
+    def __init__(self, api: APIServer, component: str):
+        self.api = api
+        self.component = component
+        self.events: list[KubeEvent] = []
+
+    def event(self, obj, type_: str, reason: str, message: str) -> KubeEvent:
+        key = (obj.kind, obj.namespace, obj.name, obj.metadata.uid, type_, reason, message)
+        for ev in self.events:
+            if (ev.kind, ev.namespace, ev.name, ev.uid, ev.type, ev.reason, ev.message) == key:
+                ev.count += 1
+                ev.last_timestamp = self.api.now
+                return ev
+        ev = KubeEvent(type_, reason, message, obj.kind, obj.namespace, obj.name, self.component,
+                       first_timestamp=self.api.now, last_timestamp=self.api.now, uid=obj.metadata.uid)
+        self.events.append(ev)
+        return ev
+
+
 def wants_slices(svc: Service) -> bool:
     """The controllers skip ExternalName Services and Services without a selector."""
     return svc.type != "ExternalName" and svc.selector is not None
@@ -83,6 +136,12 @@ def _ip_key(ip: str):
     return ipaddress.ip_address(ip).packed
 
 
+def _same_beyond_hints(old: Endpoint, new: Endpoint) -> bool:
+    """EndpointsEqualBeyondHash: hints are the hinting's business, not a reason to rewrite a slice."""
+    return dataclasses.replace(old, hints_zones=None, hints_nodes=None) == \
+        dataclasses.replace(new, hints_zones=None, hints_nodes=None)
+
+
 class EndpointSliceController:
     def __init__(self, api: APIServer, max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE):
         if not 1 <= max_endpoints_per_slice <= 1000:
@@ -91,6 +150,9 @@ class EndpointSliceController:
         self.max = max_endpoints_per_slice
         self.ledger = Ledger()
         self.dirty: set[str] = set()
+        self.topology = topology.TopologyCache()
+        self._census_taken = False
+        self.recorder = EventRecorder(api, "endpoint-slice-controller")
 
     # ---- which Services an event touches --------------------------------------------------------
     def observe(self, e: Event) -> None:
@@ -103,6 +165,16 @@ class EndpointSliceController:
                     self.dirty.add(svc.key)
         elif e.kind == "Node":
             self.dirty.update(s.key for s in self.api.list("Service") if wants_slices(s))
+            # endpointslice_controller.go: the topology census is retaken when a Node is added or
+            # deleted, or changes readiness or zone (an allocatable CPU change alone does not count)
+            if e.type != "MODIFIED" or e.old is None or e.old.ready != e.obj.ready or e.old.zone != e.obj.zone:
+                self.take_census()
+
+    def take_census(self) -> None:
+        """checkNodeTopologyDistribution: recount zones and CPU, requeue overloaded Services."""
+        self.topology.set_nodes(self.api.list("Node"))
+        self._census_taken = True
+        self.dirty.update(self.topology.overloaded_services())
 
     def sync_dirty(self) -> None:
         while self.dirty:
@@ -218,6 +290,14 @@ class EndpointSliceController:
                 to_delete = []
             else:
                 to_create.append(placeholder)
+        # topology hints, per address type, before finalize (reconciler.go reconcileByAddressType)
+        if not self._census_taken:
+            self.take_census()
+        changed = {s.name for s in to_update} | {s.name for s in to_delete}
+        si = topology.SliceInfo(svc.key, "IPv4", to_create, to_update,
+                                [s for s in existing if s.name not in changed])
+        to_create, to_update, events = topology.reconcile_hints(
+            self.topology, svc.key, svc.metadata.annotations, svc.traffic_distribution, si)
         # finalize: turn creates into updates of slices that would be deleted, reusing the name.
         i = 0
         while i < len(to_delete) and to_create:
@@ -235,6 +315,8 @@ class EndpointSliceController:
             self._write(s, "update")
         for s in to_create:
             self._write(s, "create")
+        for ev in events:
+            self.recorder.event(svc, ev.type, ev.reason, ev.message)
 
     def _pack(self, svc, ports, wanted: dict[str, Endpoint], slices: list[EndpointSlice], labels):
         to_create, to_update, to_delete, unchanged = [], [], [], []
@@ -245,7 +327,7 @@ class EndpointSliceController:
                 new = wanted.pop(ep.addresses[0], None)
                 if new is not None:
                     kept.append(new)
-                    changed = changed or new != ep
+                    changed = changed or not _same_beyond_hints(ep, new)
             if changed or len(kept) != len(s.endpoints):
                 if not kept:
                     to_delete.append(s)

@@ -1,8 +1,10 @@
 """The scheduler and the kubelet, as far as Service networking needs them.
 
-The scheduler binds a pending Pod to a ready node that satisfies its nodeSelector and its required
-pod anti-affinity, preferring the node with fewest pods of the same owner, then fewest pods (a
-stand-in for kube-scheduler's spreading scores). The kubelet then starts it: the CNI gives it the
+The scheduler binds a pending Pod to a ready node that satisfies its nodeSelector, its required
+pod anti-affinity and its DoNotSchedule topology spread constraints; among those it prefers the
+node that breaks the least preferred anti-affinity weight and ScheduleAnyway spread, then the node
+with fewest pods of the same owner, then fewest pods (a stand-in for kube-scheduler's weighted
+scores, which a real cluster mixes with resource scores). A pod no node fits stays Pending. The kubelet then starts it: the CNI gives it the
 next address of the node's podCIDR (host network pods use the node's IP), phase Running, Ready
 unless the manifest said otherwise. A terminating Pod is removed when its grace period is over.
 """
@@ -17,9 +19,14 @@ from ..api.workloads import LabelSelector
 HOSTNAME_KEY = "kubernetes.io/hostname"
 
 
-def _anti_affinity_terms(pod: Pod) -> list[dict]:
+def _anti_affinity(pod: Pod, kind: str) -> list[dict]:
     aa = (pod.affinity or {}).get("podAntiAffinity") or {}
-    return aa.get("requiredDuringSchedulingIgnoredDuringExecution") or []
+    return aa.get(f"{kind}DuringSchedulingIgnoredDuringExecution") or []
+
+
+def _selector(term: dict) -> LabelSelector:
+    sel = term.get("labelSelector") or {}
+    return LabelSelector(sel.get("matchLabels") or {}, sel.get("matchExpressions") or [])
 
 
 def _topology_value(node, key: str) -> str | None:
@@ -28,20 +35,60 @@ def _topology_value(node, key: str) -> str | None:
     return node.metadata.labels.get(key)
 
 
+def _domains(nodes: dict, placed: list[Pod], term: dict) -> dict:
+    """Pods matching the term's selector per value of its topology key."""
+    key, selector = term.get("topologyKey", HOSTNAME_KEY), _selector(term)
+    out: dict = {}
+    for p in placed:
+        if p.node_name in nodes and selector.matches(p.metadata.labels):
+            value = _topology_value(nodes[p.node_name], key)
+            out[value] = out.get(value, 0) + 1
+    return out
+
+
+def _spread_ok(pod: Pod, c: dict, nodes: dict, candidates: list, placed: list[Pod]) -> list:
+    """PodTopologySpread's filter for one DoNotSchedule constraint: a node qualifies when placing the
+    pod there keeps (matching pods in its domain + 1) - (the least-loaded domain) within maxSkew.
+    Nodes without the topology key are not eligible (pkg/scheduler/framework/plugins/podtopologyspread)."""
+    key = c["topologyKey"]
+    counts = _domains(nodes, placed, c)
+    eligible = {_topology_value(n, key) for n in candidates if _topology_value(n, key) is not None}
+    if not eligible:
+        return []
+    least = min(counts.get(v, 0) for v in eligible)
+    self_match = 1 if _selector(c).matches(pod.metadata.labels) else 0
+    return [n for n in candidates if _topology_value(n, key) is not None
+            and counts.get(_topology_value(n, key), 0) + self_match - least <= c["maxSkew"]]
+
+
 def schedule(api: APIServer, pod: Pod) -> str | None:
     nodes = {n.name: n for n in api.list("Node")}
     candidates = [n for n in nodes.values() if n.ready
                   and all(n.metadata.labels.get(k) == v for k, v in pod.node_selector.items())]
     placed = [p for p in api.list("Pod", pod.namespace) if p.node_name and not p.terminating and p.key != pod.key]
-    for term in _anti_affinity_terms(pod):
-        sel = term.get("labelSelector") or {}
-        selector = LabelSelector(sel.get("matchLabels") or {}, sel.get("matchExpressions") or [])
+    for term in _anti_affinity(pod, "required"):
+        taken = _domains(nodes, placed, term)
         key = term.get("topologyKey", HOSTNAME_KEY)
-        taken = {_topology_value(nodes[p.node_name], key) for p in placed
-                 if p.node_name in nodes and selector.matches(p.metadata.labels)}
         candidates = [n for n in candidates if _topology_value(n, key) not in taken]
+    for c in pod.topology_spread_constraints:
+        if c.get("whenUnsatisfiable") == "DoNotSchedule":
+            candidates = _spread_ok(pod, c, nodes, candidates, placed)
     if not candidates:
         return None
+    # soft preferences: preferred anti-affinity (the weight of each term a node's domain breaks) and
+    # ScheduleAnyway spread (matching pods in the node's domain), before the default spreading
+    penalty = {n.name: 0 for n in candidates}
+    for pref in _anti_affinity(pod, "preferred"):
+        term = pref.get("podAffinityTerm") or {}
+        taken = _domains(nodes, placed, term)
+        for n in candidates:
+            if _topology_value(n, term.get("topologyKey", HOSTNAME_KEY)) in taken:
+                penalty[n.name] += int(pref.get("weight", 1))
+    for c in pod.topology_spread_constraints:
+        if c.get("whenUnsatisfiable") == "ScheduleAnyway":
+            counts = _domains(nodes, placed, c)
+            for n in candidates:
+                penalty[n.name] += counts.get(_topology_value(n, c["topologyKey"]), 0)
     owner = (pod.metadata.owner_references or [{}])[0].get("name")
     siblings = {n.name: 0 for n in candidates}
     load = {n.name: 0 for n in candidates}
@@ -50,7 +97,7 @@ def schedule(api: APIServer, pod: Pod) -> str | None:
             load[p.node_name] += 1
             if owner and p.namespace == pod.namespace and (p.metadata.owner_references or [{}])[0].get("name") == owner:
                 siblings[p.node_name] += 1
-    return min(candidates, key=lambda n: (siblings[n.name], load[n.name], n.name)).name
+    return min(candidates, key=lambda n: (penalty[n.name], siblings[n.name], load[n.name], n.name)).name
 
 
 def run_kubelets(api: APIServer) -> None:

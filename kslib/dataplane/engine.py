@@ -35,7 +35,7 @@ from numba.experimental import structref
 
 from . import codes as C
 from .hashes import DEFAULT_HASH_INIT4_SEED, maglev_flow_hash
-from .ipvs import D_ADDR, D_INACT, D_PORT, D_WEIGHT, V_PERSIST
+from .ipvs import D_ACTIVE, D_ADDR, D_INACT, D_PORT, D_WEIGHT, V_PERSIST
 from .ipvs import schedule as ipvs_schedule
 
 # lost = [net, mask] of the service CIDR: nothing outside the cluster answers for a ClusterIP
@@ -459,13 +459,15 @@ def in_ranges(t, r0, r1, addr):
 
 # ---- the flow ---------------------------------------------------------------------------------------------
 @njit(cache=True)
-def run_flow(t, node, kind, pk, now, commit, ttl, reply, stack, tr, trn, out):
+def run_flow(t, node, kind, pk, now, commit, ttl, reply, hold, stack, tr, trn, out):
     """Carry one packet from ``node`` (entering as ``kind``) to its fate.
 
     ``out`` receives [outcome, node, pod (-1: the host or outside), dst, dport, src, sport, reject type,
     the service address:port a socket-LB connect() was made to (0 if none)]. ``commit`` confirms
     conntrack entries for new connections (lifetime ``ttl``) and records IPVS connections one by one;
     ``reply`` marks the answer of a connection, which needs no listening socket at its destination.
+    ``hold`` > 0 (a batch only) names a group of long-lived connections: IPVS counts them active
+    until Python closes the group.
     ``stack`` (MAXDEPTH x 2) is the caller's room for the jump stack, so a batch allocates it once.
     ``trn[1]`` counts the rules visited; ``tr`` receives trace rows when it has room."""
     tracing = tr.shape[0] > 0
@@ -599,22 +601,28 @@ def run_flow(t, node, kind, pk, now, commit, ttl, reply, stack, tr, trn, out):
                         el_put(t, t.nodes[node, C.N_AFFSET], pk[C.P_SRC], sv, 0, 0, dd, 0,
                                now + persist)
                     # a new connection counts as inactive until established; kslib's exchange ends in
-                    # TIME_WAIT, inactive again, until the entry expires
-                    t.dests[dd, D_INACT] += 1
+                    # TIME_WAIT, inactive again, until the entry expires. A held batch's connections
+                    # are established streams: active until the batch is closed.
                     life = 300.0 if pk[C.P_PROTO] == 17 else 120.0   # UDP timeout; TCP TIME_WAIT
                     if commit:
+                        t.dests[dd, D_INACT] += 1
                         i = el_put(t, t.nodes[node, C.N_CONNSET], pk[C.P_SRC],
                                    pk[C.P_SPORT], pk[C.P_DST], pk[C.P_DPORT] * 256 + pk[C.P_PROTO], dd, 1, now + life)
+                        flag = 1
                     else:                        # a batch: one element counts its connections per real server
-                        expire_us = np.int64((now + life) * 1e6)
-                        i = el_find(t, t.nodes[node, C.N_CONNSET], -1, dd, expire_us, 0, now)
+                        if hold > 0:
+                            t.dests[dd, D_ACTIVE] += 1
+                            k0, k2, until, flag = -2, hold, FOREVER, 2
+                        else:
+                            t.dests[dd, D_INACT] += 1
+                            k0, k2, until, flag = -1, np.int64((now + life) * 1e6), now + life, 1
+                        i = el_find(t, t.nodes[node, C.N_CONNSET], k0, dd, k2, 0, now)
                         if i >= 0:
                             t.el[i, C.EL_VB] += 1
                         else:
-                            i = el_put(t, t.nodes[node, C.N_CONNSET], -1, dd, expire_us, 0,
-                                       dd, 1, now + life)
+                            i = el_put(t, t.nodes[node, C.N_CONNSET], k0, dd, k2, 0, dd, 1, until)
                     if i >= 0:
-                        t.el[i, C.EL_FLAG] = 1
+                        t.el[i, C.EL_FLAG] = flag
                     if tracing:
                         record(tr, trn, C.E_IPVS, node, hook, -1, -1, sv, dd, t.dests[dd, D_ADDR], t.dests[dd, D_PORT])
                     pk[C.P_DST], pk[C.P_DPORT] = t.dests[dd, D_ADDR], t.dests[dd, D_PORT]
@@ -861,10 +869,11 @@ def run_flow(t, node, kind, pk, now, commit, ttl, reply, stack, tr, trn, out):
 
 
 @njit(cache=True)
-def run_batch(t, node, kind, src, dst, dport, proto, n, sport0, now, counts):
+def run_batch(t, node, kind, src, dst, dport, proto, n, sport0, now, hold, counts, seen):
     """``n`` new connections from ``src`` (source ports from sport0 on) to ``dst:dport``, not kept in
-    conntrack. ``counts[pod]`` gets deliveries per pod; the last four cells count deliveries to a
-    host, rejected, dropped and left the cluster. Returns the number of rules visited."""
+    conntrack (``hold``: see run_flow). ``counts[pod]`` gets deliveries per pod; the last four cells
+    count deliveries to a host, rejected, dropped and left the cluster. ``seen[pod]`` gets the source
+    address the pod saw. Returns the number of rules visited."""
     pk = np.zeros(C.P_LEN, np.int64)
     stack = np.empty((MAXDEPTH, 2), np.int64)
     out = np.zeros(10, np.int64)
@@ -876,9 +885,13 @@ def run_batch(t, node, kind, src, dst, dport, proto, n, sport0, now, counts):
         pk[:] = 0
         pk[C.P_SRC], pk[C.P_DST], pk[C.P_DPORT], pk[C.P_PROTO] = src, dst, dport, proto
         pk[C.P_SPORT] = C.EPHEMERAL_LO + (sport0 + k) % span
-        run_flow(t, node, kind, pk, now, False, 0.0, False, stack, tr, trn, out)
+        run_flow(t, node, kind, pk, now, False, 0.0, False, hold, stack, tr, trn, out)
         if out[0] == C.O_DELIVERED:
-            counts[out[2] if out[2] >= 0 else npods] += 1
+            if out[2] >= 0:
+                counts[out[2]] += 1
+                seen[out[2]] = out[5]
+            else:
+                counts[npods] += 1
         else:                                # O_REJECTED, O_DROPPED, O_LEFT = 2, 3, 4
             counts[npods + out[0] - 1] += 1
     return trn[1]

@@ -77,13 +77,16 @@ def _owner(cluster, ip: str) -> str | None:
     return None
 
 
-def destination(dst) -> str:
+def destination(dst, resolve_name) -> str:
+    """``dst`` as an IPv4 address: given as one, or a DNS name that ``resolve_name(name)`` looks up
+    with the source's resolver (shared/API.md)."""
     if not isinstance(dst, str) or not dst:
         raise ValueError(f"dst: {dst!r} must be an IPv4 address or a DNS name")
     if is_ipv4(dst):
         return str(ipaddress.IPv4Address(dst))
-    raise ValueError(f"dst: {dst!r}: connecting by DNS name needs the cluster's DNS (kslib/dns, a later issue); "
-                     "give the Service's ClusterIP or another IPv4 address")
+    if ":" in dst:
+        raise ValueError(f"dst: {dst!r}: IPv6 is not modelled (the cluster is single-stack IPv4)")
+    return resolve_name(dst)
 
 
 def lb_service(cluster, ip: str):
@@ -95,15 +98,11 @@ def lb_service(cluster, ip: str):
 
 
 def healthy_nodes(cluster, svc) -> list[str]:
-    """Nodes a cloud load balancer sends to: every ready node, or with externalTrafficPolicy Local
-    only those whose health-check node port reports a ready local endpoint (kube-proxy's
-    healthcheck server counts local Ready endpoints)."""
-    nodes = [n.name for n in cluster.nodes if n.ready]
-    if svc.external_traffic_policy != "Local":
-        return nodes
-    local = {e.node_name for s in cluster.endpoint_slices(svc.name, svc.namespace) for e in s.endpoints
-             if e.conditions.ready is not False and e.node_name}
-    return [n for n in nodes if n in local]
+    """Nodes the load balancer in front of ``svc`` sends new connections to, as its provider sees
+    them (kslib/controllers/cloud.py): the nodes passing its health checks (healthCheckNodePort
+    with externalTrafficPolicy Local, kube-proxy's healthz with Cluster), or MetalLB's announcers."""
+    from ..controllers.cloud import lb_nodes
+    return lb_nodes(cluster, svc)
 
 
 def entry_node(cluster, entry: Entry, dst: str, via: str | None, rng) -> str | None:

@@ -431,7 +431,7 @@ class ClusterNetwork:
         trn = np.zeros(2, np.int64)
         out = np.zeros(10, np.int64)
         stack = np.empty((E.MAXDEPTH, 2), np.int64)
-        E.run_flow(self._tables(), node, kind, pk, now, commit, ttl, reply, stack, tr, trn, out)
+        E.run_flow(self._tables(), node, kind, pk, now, commit, ttl, reply, 0, stack, tr, trn, out)
         return out, tr, trn
 
     def connect(self, conn: Connection, node: int, kind: int, src: int, dst: int, now: float,
@@ -515,24 +515,43 @@ class ClusterNetwork:
                 els.el[i, C.EL_FLAG], els.el_exp[i] = 1, now + (300.0 if proto == 17 else 120.0)
 
     def connect_many(self, node: int, kind: int, src: int, dst: int, port: int, protocol: str, n: int,
-                     now: float) -> Counter:
+                     now: float, hold: int = 0) -> Counter:
+        """``n`` new connections in one engine batch: a Counter over pod keys (and "host", "rejected",
+        "dropped", "left the cluster"). ``last_batch_seen`` then maps each pod that got some to the
+        source address it saw. ``hold`` > 0 keeps them open as that group (see ``close_group``)."""
         if kind == C.FROM_POD and dst >> 24 == 127:
             conn = self._pod_loopback(Connection("", ip(dst), port, protocol), src, PROTO_NUMBERS[protocol])
+            self.last_batch_seen = {conn.pod: src} if conn.pod else {}
             return Counter({conn.pod or "rejected": n} if n else {})
         self._ensure_elements(now, room=64 + 2 * len(self.ipvs.dests))
         self.expire(now)
         counts = np.zeros(len(self.pods) + 4, np.int64)
+        seen = np.zeros(len(self.pods), np.int64)
         src = self.source_address(node, kind, src, dst)
         sport0 = self._ports.get(src, 0)
         self._ports[src] = sport0 + n
         self.last_batch_rules = int(E.run_batch(self._tables(), node, kind, src, dst, port,
-                                                PROTO_NUMBERS[protocol], n, sport0, now, counts))
+                                                PROTO_NUMBERS[protocol], n, sport0, now, hold, counts, seen))
         hit = np.flatnonzero(counts[:len(self.pods)])
         result = Counter({self.pods[i].key: int(counts[i]) for i in hit})
+        self.last_batch_seen = {self.pods[i].key: int(seen[i]) for i in hit}
         for label, c in zip(("host", "rejected", "dropped", "left the cluster"), counts[len(self.pods):]):
             if c:
                 result[label] += int(c)
         return result
+
+    def close_group(self, hold: int, protocol: str, now: float) -> None:
+        """Close a held batch: its IPVS connections leave ActiveConn for InActConn (TIME_WAIT)."""
+        els = self.elements
+        if els is None:
+            return
+        n = int(els.el_meta[0])
+        mine = np.flatnonzero((els.el[:n, C.EL_FLAG] == 2) & (els.el[:n, C.EL_K0] == -2) & (els.el[:n, C.EL_K2] == hold))
+        for i in mine:
+            d, k = int(els.el[i, C.EL_VA]), int(els.el[i, C.EL_VB])
+            self.ipvs.dests[d, IPVS.D_ACTIVE] -= k
+            self.ipvs.dests[d, IPVS.D_INACT] += k
+            els.el[i, C.EL_FLAG], els.el_exp[i] = 1, now + (300.0 if protocol == "UDP" else 120.0)
 
     def _steps(self, tr, n, reply=False):
         out = steps(tr, int(n), self._names)

@@ -17,6 +17,9 @@ from . import NodeView
 
 PREFER_SAME_NODE = "PreferSameNode"
 PREFER_SAME_ZONE = "PreferSameZone"
+# Feature gate PreferSameTrafficDistribution (alpha 1.33, beta 1.34): modelled on, as in the
+# EndpointSlice controller (kslib.controllers.topology). Off, kube-proxy ignores node hints.
+PREFER_SAME_TRAFFIC_DISTRIBUTION = True
 
 
 # ---- IP text, read as Go's netutils.ParseIPSloppy / ParseCIDRSloppy do -------------------------
@@ -219,22 +222,56 @@ class CategorizedEndpoints:
     has_external_endpoints: bool        # external traffic from outside has somewhere to go
 
 
-def topology_mode(endpoints: list[EndpointInfo], node_name: str, zone: str | None) -> str:
+@dataclass(frozen=True)
+class TopologyDecision:
+    """topologyModeFromHints' answer for one service port on one node, with the reasons it logs
+    (klog) when it ignores hints that are there."""
+    mode: str                          # PreferSameNode | PreferSameZone | "" (every Ready endpoint)
+    log: tuple[str, ...] = ()
+
+
+def topology_decision(endpoints: list[EndpointInfo], node_name: str, zone: str | None,
+                      prefer_same_node: bool = PREFER_SAME_TRAFFIC_DISTRIBUTION) -> TopologyDecision:
+    """pkg/proxy/topology.go topologyModeFromHints. Only Ready endpoints count: PreferSameNode (gate
+    on) when every one has a node hint and one names this node; else PreferSameZone when every one
+    has a zone hint and one names this node's zone; else "" -- the fallback is decided here, once."""
+    ready = [e for e in endpoints if e.ready]
+    if not ready:
+        return TopologyDecision("")
+    zone = zone or ""                  # kube-proxy reads a missing zone label as ""
+    log = []
+    if prefer_same_node:
+        if all(e.node_hints for e in ready):
+            if any(node_name in e.node_hints for e in ready):
+                return TopologyDecision(PREFER_SAME_NODE)
+            log.append("Ignoring same-node topology hints for service since no hints were provided for node")
+        else:
+            log.append("Ignoring same-node topology hints for service since one or more endpoints is missing "
+                       "a node hint")
+    if all(e.zone_hints for e in ready):
+        if any(zone in e.zone_hints for e in ready):
+            return TopologyDecision(PREFER_SAME_ZONE, tuple(log))
+        log.append("Ignoring same-zone topology hints for service since node is missing label" if not zone else
+                   "Ignoring same-zone topology hints for service since no hints were provided for zone")
+    else:
+        log.append("Ignoring same-zone topology hints for service since one or more endpoints is missing a "
+                   "zone hint")
+    return TopologyDecision("", tuple(log))
+
+
+def topology_mode(endpoints: list[EndpointInfo], node_name: str, zone: str | None,
+                  prefer_same_node: bool = PREFER_SAME_TRAFFIC_DISTRIBUTION) -> str:
     """PreferSameNode when every Ready endpoint has a node hint and one names this node;
     else PreferSameZone likewise for zone hints; else "" (no filtering)."""
-    ready = [e for e in endpoints if e.ready]
-    if all(e.node_hints for e in ready) and any(node_name in e.node_hints for e in ready):
-        return PREFER_SAME_NODE
-    if all(e.zone_hints for e in ready) and any(zone in e.zone_hints for e in ready):
-        return PREFER_SAME_ZONE
-    return ""
+    return topology_decision(endpoints, node_name, zone, prefer_same_node).mode
 
 
 def _available(e: EndpointInfo, mode: str, node_name: str, zone: str | None) -> bool:
+    # availableForTopology: no fallback here; it was decided when the mode was chosen
     if mode == PREFER_SAME_NODE:
         return node_name in e.node_hints
     if mode == PREFER_SAME_ZONE:
-        return zone in e.zone_hints
+        return (zone or "") in e.zone_hints
     return True
 
 

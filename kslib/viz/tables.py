@@ -49,12 +49,14 @@ def _svc_ports(svc) -> str:
 
 
 def _external_ip(svc) -> str:
+    # printers.go getServiceExternalIP: a LoadBalancer shows its ingress (IP, else hostname; sorted,
+    # unique) then its externalIPs, and <pending> only when it has neither
     if svc.type == "ExternalName":
         return svc.external_name
-    ips = [i.ip or i.hostname for i in svc.ingress] + list(svc.external_ips)
-    if svc.type == "LoadBalancer" and not svc.ingress:
-        return ",".join(list(svc.external_ips) + ["<pending>"]) if svc.external_ips else "<pending>"
-    return ",".join(ips) if ips else "<none>"
+    if svc.type == "LoadBalancer":
+        ips = sorted({i.ip or i.hostname for i in svc.ingress if i.ip or i.hostname}) + list(svc.external_ips)
+        return ",".join(ips) if ips else "<pending>"
+    return ",".join(svc.external_ips) if svc.external_ips else "<none>"
 
 
 def get_services(cluster, namespace: str | None = "default") -> str:
