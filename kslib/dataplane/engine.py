@@ -226,6 +226,8 @@ def addr_type(t, node, addr):
     addresses bound on kube-ipvs0 in IPVS mode."""
     if addr == t.nodes[node, C.N_IP] or addr == t.nodes[node, C.N_GW] or (addr >> 24) == 127:
         return LOCAL_BIT
+    if (addr & t.nodes[node, C.N_PMASK]) == t.nodes[node, C.N_PNET]:
+        return UNICAST_BIT                   # one of this node's pods (kube-ipvs0 holds service addresses)
     if t.nodes[node, C.N_LOCALSET] >= 0 and el_find(t, t.nodes[node, C.N_LOCALSET], addr, 0, 0, 0,
                                                   0.0) >= 0:
         return LOCAL_BIT
