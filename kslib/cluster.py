@@ -476,8 +476,10 @@ class Cluster:
         shares = src.shares(n) if isinstance(src, Clients) else Counter({src: n})
         traffic = Traffic()
         group = self._held_next if hold else 0
+        pod_node = {p.key: p.node for p in self._network().pods}
+        lb_nodes: dict = {}                   # the load balancer's healthy nodes, asked once per call
         for client, k in shares.items():
-            self._batch(traffic, client, dst, port, k, protocol, via, group)
+            self._batch(traffic, client, dst, port, k, protocol, via, group, pod_node, lb_nodes)
         if hold:
             self._held_next += 1
             self._held[group] = traffic
@@ -485,7 +487,7 @@ class Cluster:
             traffic._close = lambda: self._close_group(group, protocol)
         return traffic
 
-    def _batch(self, traffic: Traffic, src, dst, port, n, protocol, via, group) -> None:
+    def _batch(self, traffic: Traffic, src, dst, port, n, protocol, via, group, pod_node, lb_nodes) -> None:
         entry, dst, port, protocol = self._entry(src, dst, port, protocol)
         net = self._network()
         if entry.kind != C.FROM_WIRE:
@@ -493,9 +495,11 @@ class Cluster:
                 raise ValueError("via: only an external client enters the cluster at a chosen node")
             shares = Counter({entry.node: n})
         else:
-            svc = E.lb_service(self, dst) if via is None else None
-            if svc is not None:               # the load balancer spreads connections over healthy nodes
-                nodes = E.healthy_nodes(self, svc)
+            if via is None and dst not in lb_nodes:
+                svc = E.lb_service(self, dst)
+                lb_nodes[dst] = E.healthy_nodes(self, svc) if svc is not None else None
+            nodes = lb_nodes.get(dst) if via is None else None
+            if nodes is not None:             # the load balancer spreads connections over healthy nodes
                 picks = np.random.default_rng(self._lb_rng.getrandbits(64)).multinomial(
                     n, [1 / len(nodes)] * len(nodes)) if nodes else []
                 shares = Counter({node: int(k) for node, k in zip(nodes, picks)})
@@ -504,7 +508,6 @@ class Cluster:
                 shares = Counter({node: n}) if node else Counter()
             if n > sum(shares.values()):
                 traffic.add(Flow(entry.src_ip, None, "dropped", None, None, None, n - sum(shares.values())))
-        pod_node = {p.key: p.node for p in net.pods}
         for node, k in sorted(shares.items()):
             if not k:
                 continue
