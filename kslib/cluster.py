@@ -404,17 +404,24 @@ class Cluster:
             return proxier.render(self._network().ipvs_counts(node, self.clock))
         return proxier.render()
 
+    def _hosts(self) -> tuple[list[NodeSpec], list[PodSpec]]:
+        """The nodes (address, pod CIDR, host ports listening) and the pods with their own network
+        namespace (address, node, ports listening), as the engine and the kernel lab build them."""
+        nodes = self.nodes
+        api_ip = (kubernetes_endpoint_slice(self.api).endpoints[0].addresses[0] if nodes else None)
+        hc = tuple((6, s.health_check_node_port) for s in self.api.list("Service")
+                   if s.needs_health_check and s.health_check_node_port)
+        specs = [NodeSpec(n.name, n.internal_ip, n.pod_cidr,
+                          HOST_PORTS + hc + (((6, 6443),) if n.internal_ip == api_ip else ())) for n in nodes]
+        pods = [PodSpec(p.key, p.pod_ip, p.node_name, _listening(p)) for p in self.api.list("Pod")
+                if p.pod_ip and p.node_name and not p.host_network and p.phase not in ("Succeeded", "Failed")]
+        return specs, pods
+
     def _network(self) -> ClusterNetwork:
         if self._network_stale:
-            nodes = self.nodes
-            api_ip = (kubernetes_endpoint_slice(self.api).endpoints[0].addresses[0] if nodes else None)
-            hc = tuple((6, s.health_check_node_port) for s in self.api.list("Service")
-                       if s.needs_health_check and s.health_check_node_port)
-            specs = [NodeSpec(n.name, n.internal_ip, n.pod_cidr,
-                              HOST_PORTS + hc + (((6, 6443),) if n.internal_ip == api_ip else ())) for n in nodes]
-            pods = [PodSpec(p.key, p.pod_ip, p.node_name, _listening(p)) for p in self.api.list("Pod")
-                    if p.pod_ip and p.node_name and not p.host_network and p.phase not in ("Succeeded", "Failed")]
-            self.network.load(specs, pods, {n.name: self.proxiers[n.name].dataplane() for n in nodes}, now=self.clock)
+            specs, pods = self._hosts()
+            self.network.load(specs, pods, {n.name: self.proxiers[n.name].dataplane() for n in self.nodes},
+                              now=self.clock)
             self._network_stale = False
         return self.network
 
@@ -452,8 +459,7 @@ class Cluster:
         if entry.kind == C.FROM_WIRE:
             node = E.entry_node(self, entry, dst, via, self._lb_rng)
             if node is None:
-                conn.reason = (f"no route from outside the cluster to {dst}" if E.lb_service(self, dst) is None
-                               else f"the load balancer for {dst} has no healthy node")
+                conn.reason = E.unreachable(self, dst)
                 conn.trace = [Step("(outside)", "route", verdict=conn.reason)]
                 return conn
         elif via is not None:

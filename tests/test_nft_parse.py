@@ -1,13 +1,12 @@
 """The nft parser: kslib's own render() and the kernel's normalised listing of it compile alike."""
-import shutil
-import subprocess
-import uuid
 
 import pytest
 
 import kslib
 from kslib.dataplane.nft import NftError, parse
 from kslib.dataplane.program import Compiler
+from kslib.lab.netns import Namespaces
+from kslib.lab.netns import available as lab_available
 
 
 def nft_cluster():
@@ -52,17 +51,17 @@ def test_what_the_engine_cannot_execute_is_refused_with_line_and_token(bad, toke
     assert e.value.token == token and "test line" in str(e.value)
 
 
-@pytest.mark.skipif(shutil.which("nft") is None or shutil.which("ip") is None, reason="needs nft and ip")
+@pytest.mark.kernel
 def test_the_kernels_listing_of_render_compiles_to_the_same_tables():
-    ns = f"kslibtest-{uuid.uuid4().hex[:8]}"
-    if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode != 0:
-        pytest.skip("cannot create a network namespace here (not root?)")
+    ok, reason = lab_available("nftables")
+    if not ok:
+        pytest.skip(reason)
+    lab = Namespaces()
     try:
+        (ns,) = lab.add("nft")
         text = nft_cluster().render("node-1")
-        subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=text, text=True, check=True,
-                       capture_output=True)
-        listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "ruleset"], text=True, check=True,
-                                capture_output=True).stdout
+        lab.exec(ns, ["nft", "-f", "-"], input=text)
+        listed = lab.exec(ns, ["nft", "list", "ruleset"]).stdout
         assert shape(listed) == shape(text)
     finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        lab.close()

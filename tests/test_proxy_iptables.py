@@ -4,11 +4,7 @@ partial syncs and loading the result into a real kernel.
 Fixtures follow kube-proxy's pkg/proxy/iptables/proxier_test.go conventions (ipt-test): pod CIDR
 10.0.0.0/8, ClusterIPs 172.30.0.0/16, node test-node 192.168.0.2, LB source range 203.0.113.0/25.
 """
-import os
 import re
-import shutil
-import subprocess
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +12,8 @@ import pytest
 
 from kslib.api.endpointslice import EndpointSlice
 from kslib.api.service import Service
+from kslib.lab.netns import Namespaces
+from kslib.lab.netns import available as lab_available
 from kslib.proxy import NodeView, ProxyConfig
 from kslib.proxy.iptables import (IptablesProxier, SyncResult, compute_probability, endpoint_chain,
                                   service_chain)
@@ -862,30 +860,20 @@ def test_rules_total_counts_kube_chain_rules_in_render():
 
 
 # ---- 6. kernel ------------------------------------------------------------------------------------
-def _kernel_tools_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    missing = [t for t in ("ip", "iptables-restore", "iptables-save") if shutil.which(t) is None]
-    return f"missing {', '.join(missing)}" if missing else None
-
-
 @pytest.mark.kernel
 def test_render_loads_into_a_network_namespace():
-    reason = _kernel_tools_missing()
-    if reason:
+    ok, reason = lab_available("iptables")
+    if not ok:
         pytest.skip(reason)
     p = proxier(nfacct=False)       # nfacct matches need counters to exist in the kernel
     p.sync(overall_services(), overall_slices())
-    ns = f"kslibtest-{uuid.uuid4().hex[:8]}"
-    if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode != 0:
-        pytest.skip("cannot create network namespaces here")
+    lab = Namespaces()
     try:
-        load = subprocess.run(["ip", "netns", "exec", ns, "iptables-restore"], input=p.render(),
-                              capture_output=True, text=True)
-        assert load.returncode == 0, load.stderr
-        saved = subprocess.run(["ip", "netns", "exec", ns, "iptables-save"], capture_output=True, text=True).stdout
+        (ns,) = lab.add("load")
+        lab.exec(ns, ["iptables-restore"], input=p.render())
+        saved = lab.exec(ns, ["iptables-save"]).stdout
         kernel_rules = [ln for ln in saved.splitlines() if ln.startswith("-A ")]
         assert len(kernel_rules) == p.render().count("\n-A ")
         assert ":KUBE-SVC-NUKIZ6OKUXPJNT4C - [0:0]" in saved
     finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        lab.close()

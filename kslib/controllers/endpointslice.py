@@ -153,6 +153,7 @@ class EndpointSliceController:
         self.topology = topology.TopologyCache()
         self._census_taken = False
         self.recorder = EventRecorder(api, "endpoint-slice-controller")
+        self._slices: dict[tuple, dict[str, EndpointSlice]] = {}    # (namespace, service) -> name -> slice
 
     # ---- which Services an event touches --------------------------------------------------------
     def observe(self, e: Event) -> None:
@@ -177,6 +178,14 @@ class EndpointSliceController:
         self.dirty.update(self.topology.overloaded_services())
 
     def sync_dirty(self) -> None:
+        if not self.dirty:
+            return
+        # the informer's index of slices by Service (only this controller writes slices meanwhile,
+        # and _write keeps the index current): one scan per sync, not one per Service
+        self._slices = {}
+        for s in self.api.list("EndpointSlice"):
+            if s.managed_by_controller:
+                self._slices.setdefault((s.namespace, s.service_name), {})[s.name] = s
         while self.dirty:
             key = min(self.dirty)
             self.dirty.discard(key)
@@ -239,19 +248,15 @@ class EndpointSliceController:
                                              "blockOwnerDeletion": True}])
         return EndpointSlice(metadata=meta, address_type="IPv4", endpoints=[], ports=list(ports))
 
-    def _owned(self, svc: Service) -> list[EndpointSlice]:
-        return sorted((s for s in self.api.list("EndpointSlice", svc.namespace)
-                       if s.service_name == svc.name and s.managed_by_controller),
-                      key=lambda s: s.name)
+    def _owned(self, namespace: str, name: str) -> list[EndpointSlice]:
+        return sorted(self._slices.get((namespace, name), {}).values(), key=lambda s: s.name)
 
     # ---- reconcile ------------------------------------------------------------------------------------
     def sync_service(self, key: str) -> None:
         svc = self.api.get("Service", key)
         if svc is None or not wants_slices(svc):
-            namespace, name = key.split("/", 1)
-            for s in self.api.list("EndpointSlice", namespace):
-                if s.service_name == name and s.managed_by_controller:
-                    self._write(s, "delete")
+            for s in self._owned(*key.split("/", 1)):
+                self._write(s, "delete")
             ep = self.api.get("Endpoints", key)
             if ep is not None:
                 self._write(ep, "delete")
@@ -260,7 +265,7 @@ class EndpointSliceController:
         self.sync_endpoints(svc)
 
     def reconcile(self, svc: Service) -> None:
-        existing = self._owned(svc)
+        existing = self._owned(svc.namespace, svc.name)
         desired = self.desired(svc)
         labels = self._labels(svc)
         to_create: list[EndpointSlice] = []
@@ -428,4 +433,10 @@ class EndpointSliceController:
             if not obj.metadata.name:
                 obj.metadata.name = obj.metadata.generate_name[:58] + self.api.random_suffix()
             self.api.write(obj)
+        if obj.kind == "EndpointSlice":
+            owned = self._slices.setdefault((obj.namespace, obj.service_name), {})
+            if op == "delete":
+                owned.pop(obj.name, None)
+            else:
+                owned[obj.name] = obj
         self.ledger.add(self.api.clock, obj, op)

@@ -395,6 +395,20 @@ def ct_rehash(slot_o, slot_r, ent, meta):
 
 # ---- eBPF service load balancing (Cilium's kube-proxy replacement) -----------------------------------------
 @njit(cache=True)
+def unique_sport(t, node, pk, now):
+    """nf_nat_l4proto_unique_tuple, when the source NAT is set up: the source port stays unless the
+    reply tuple it makes is already another connection's, then the next free one."""
+    probe = np.zeros(C.P_LEN, np.int64)
+    probe[C.P_SRC], probe[C.P_DST], probe[C.P_PROTO] = pk[C.P_DST], pk[C.P_SRC], pk[C.P_PROTO]
+    probe[C.P_SPORT] = pk[C.P_DPORT]
+    for attempt in range(64512):
+        probe[C.P_DPORT] = pk[C.P_SPORT]
+        if ct_lookup(t, node, probe, now)[0] < 0:
+            return
+        pk[C.P_SPORT] = 1024 + (pk[C.P_SPORT] - 1024 + 1) % 64512
+
+
+@njit(cache=True)
 def lb_frontend(t, node, addr, proto, port, socket):
     """The frontend (service map entry) for addr:port on ``node``, or -1. The socket layer prefers a
     two-scope service's internal (/i) entry; tc sees only the external one. A node address that
@@ -543,6 +557,7 @@ def run_flow(t, node, kind, pk, now, commit, ttl, reply, hold, stack, tr, trn, o
                             else:                # SNAT to the node's address, so the reply comes back here
                                 pk[C.P_SRC] = t.nodes[node, C.N_IP]
                                 pk[C.P_CTSTATE] |= C.CT_SNAT
+                                unique_sport(t, node, pk, now)
         rk, target = route(t, node, pk[C.P_DST])
         if kind == C.LOCAL_OUT:
             pk[C.P_IN], pk[C.P_OUT], hook = 0, out_interface(rk), C.OUTPUT
@@ -778,6 +793,7 @@ def run_flow(t, node, kind, pk, now, commit, ttl, reply, hold, stack, tr, trn, o
                             if t.rules[i, C.R_TC] != 0:   # --random-fully: a random source port
                                 pk[C.P_SPORT] = 1024 + random31(t.rng) % (65536 - 1024)
                         pk[C.P_CTSTATE] |= C.CT_SNAT
+                        unique_sport(t, node, pk, now)
                         if tracing:
                             record(tr, trn, C.E_SNAT, node, hook, -1, chain, i, pk[C.P_SRC], pk[C.P_SPORT], 0)
                         break
@@ -825,16 +841,6 @@ def run_flow(t, node, kind, pk, now, commit, ttl, reply, hold, stack, tr, trn, o
                 record(tr, trn, C.E_REJECT, node, -1, -1, -1, -1, pk[C.P_REJECT_WITH], 0, 0)
             out[0] = C.O_REJECTED
             return
-        if e < 0 and commit and (pk[C.P_CTSTATE] & C.CT_SNAT):
-            # nf_nat_l4proto_unique_tuple: the source port stays unless the reply tuple is taken
-            probe = np.zeros(C.P_LEN, np.int64)
-            probe[C.P_SRC], probe[C.P_DST], probe[C.P_PROTO] = pk[C.P_DST], pk[C.P_SRC], pk[C.P_PROTO]
-            probe[C.P_SPORT] = pk[C.P_DPORT]
-            for attempt in range(64512):
-                probe[C.P_DPORT] = pk[C.P_SPORT]
-                if ct_lookup(t, node, probe, now)[0] < 0:
-                    break
-                pk[C.P_SPORT] = 1024 + (pk[C.P_SPORT] - 1024 + 1) % 64512
         if e < 0 and commit:
             ne = ct_insert(t, node, o_src, o_dst, o_sport, o_dport, pk, now + ttl)
             if tracing:

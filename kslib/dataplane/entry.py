@@ -105,6 +105,12 @@ def healthy_nodes(cluster, svc) -> list[str]:
     return lb_nodes(cluster, svc)
 
 
+def unreachable(cluster, dst: str) -> str:
+    """Why an external client's packet to ``dst`` cannot enter the cluster (entry_node gave None)."""
+    return (f"no route from outside the cluster to {dst}" if lb_service(cluster, dst) is None
+            else f"the load balancer for {dst} has no healthy node")
+
+
 def entry_node(cluster, entry: Entry, dst: str, via: str | None, rng) -> str | None:
     """The node an external packet enters at (None: it cannot reach the cluster)."""
     if via is not None:

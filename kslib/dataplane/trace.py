@@ -56,6 +56,7 @@ class Connection:
     rules_visited: int = 0
     trace: list[Step] = field(default_factory=list)
     held: bool = False                  # opened with hold=True and not closed yet
+    latency: float | None = None        # seconds to establish it, measured by the kernel lab (kslib.lab)
     _close: object = field(default=None, repr=False, compare=False)
 
     def close(self) -> None:
