@@ -3,6 +3,7 @@ from .api import InternalError, ManifestError, ValidationError, dump, load
 from .cluster import MODES, Cluster
 from .controllers.cloud import CloudProvider, IPAddressPool, MetalLB
 from .traffic import Clients, Traffic, clients
+from . import churn, lab, scale         # noqa: E402  kslib.lab.KernelCluster, kslib.scale.sweep
 
 __version__ = "0.1.0"
 
@@ -18,4 +19,4 @@ def require_version(minimum: str) -> None:
 
 __all__ = ["Clients", "CloudProvider", "Cluster", "IPAddressPool", "MetalLB", "InternalError", "MODES",
            "ManifestError", "ValidationError", "__version__", "dump",
-           "load", "require_version", "Traffic", "clients"]
+           "churn", "lab", "load", "require_version", "scale", "Traffic", "clients"]

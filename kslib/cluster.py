@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import random
+import time
 from collections import Counter, deque
 from dataclasses import dataclass
 
@@ -66,6 +67,7 @@ class SyncRecord:
     node: str
     mode: str
     result: SyncResult
+    seconds: float = 0.0        # the model's time to compute this sync (not the kernel's)
 
 
 def kind_name(kind: str) -> str:
@@ -138,6 +140,7 @@ class Cluster:
                                         masquerade_all=masquerade_all, **(proxy_options or {}))
         self.proxiers: dict = {}
         self.sync_log: deque[SyncRecord] = deque(maxlen=10_000)
+        self.syncs = 0                      # proxier syncs so far (the log keeps the last 10,000)
         self.network = ClusterNetwork(seed, service_cidr)
         self._lb_rng = random.Random(seed)
         self._held: dict[int, Traffic] = {}     # open long-lived batches by group number
@@ -376,8 +379,10 @@ class Cluster:
             extra = {}
             if self.mode == "ipvs" and loaded and n.name in [x.name for x in self.network.nodes]:
                 extra["conn_counts"] = self.network.ipvs_counts(n.name, self.clock)
-            self.sync_log.append(SyncRecord(self.clock, n.name, self.mode,
-                                            proxier.sync(services, slices, now=self.clock, **extra)))
+            start = time.perf_counter()
+            result = proxier.sync(services, slices, now=self.clock, **extra)
+            self.sync_log.append(SyncRecord(self.clock, n.name, self.mode, result, time.perf_counter() - start))
+            self.syncs += 1
 
     def last_sync(self, node: str) -> SyncResult:
         """What the node's kube-proxy sent in its last sync (full or partial, rules, payload)."""

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import ipaddress
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -56,7 +57,12 @@ class Write:
     kind: str            # "EndpointSlice" | "Endpoints"
     op: str              # "create" | "update" | "delete"
     name: str
-    bytes: int
+    obj: object = field(repr=False)      # the object as written (stored objects are never mutated)
+
+    @functools.cached_property
+    def bytes(self) -> int:
+        """The object's size as compact JSON (what a watch sends every kube-proxy); 0 for a delete."""
+        return len(json.dumps(self.obj.to_dict(), separators=(",", ":"))) if self.op != "delete" else 0
 
 
 @dataclass
@@ -65,8 +71,7 @@ class Ledger:
     writes: list[Write] = field(default_factory=list)
 
     def add(self, time: float, obj, op: str) -> None:
-        size = len(json.dumps(obj.to_dict(), separators=(",", ":"))) if op != "delete" else 0
-        self.writes.append(Write(time, obj.kind, op, obj.key, size))
+        self.writes.append(Write(time, obj.kind, op, obj.key, obj))
 
     def totals(self, since: int = 0) -> dict[str, dict[str, int]]:
         out = {"EndpointSlice": {"objects": 0, "bytes": 0}, "Endpoints": {"objects": 0, "bytes": 0}}
@@ -187,9 +192,10 @@ class EndpointSliceController:
             if s.managed_by_controller:
                 self._slices.setdefault((s.namespace, s.service_name), {})[s.name] = s
         while self.dirty:
-            key = min(self.dirty)
-            self.dirty.discard(key)
-            self.sync_service(key)
+            batch = sorted(self.dirty)
+            self.dirty.clear()
+            for key in batch:
+                self.sync_service(key)
 
     # ---- desired state ------------------------------------------------------------------------------
     def desired(self, svc: Service) -> dict[tuple, dict[str, Endpoint]]:

@@ -19,7 +19,8 @@ from ..api.pod import Pod
 from ..api.server import NAME_ALPHABET, APIServer
 from ..api.workloads import Workload
 
-MAX_SURGE = 0.25          # RollingUpdate defaults: maxSurge 25% (rounded up)
+MAX_SURGE = 0.25          # RollingUpdate defaults: maxSurge 25% (rounded up) and
+MAX_UNAVAILABLE = 0.25    # maxUnavailable 25% (rounded down); the model reads no spec.strategy
 
 
 def fnv32a(data: bytes) -> int:
@@ -48,6 +49,19 @@ def _new_pod(w: Workload, name: str, labels: dict, owner: dict) -> Pod:
     return pod
 
 
+def fenceposts(replicas: int) -> tuple[int, int]:
+    """(maxSurge, maxUnavailable) for ``replicas`` (deployment_util.go ResolveFenceposts): surge
+    rounds up, unavailable down, and if both come to 0, maxUnavailable is 1."""
+    surge = math.ceil(replicas * MAX_SURGE)
+    unavailable = math.floor(replicas * MAX_UNAVAILABLE)
+    return surge, (1 if surge == 0 and unavailable == 0 else unavailable)
+
+
+def available(pod: Pod) -> bool:
+    """A pod counts as available when it is running and ready (minReadySeconds is 0)."""
+    return bool(pod.node_name) and pod.ready and not pod.terminating
+
+
 def owned_by(pod: Pod, kind: str, name: str) -> bool:
     return any(o.get("kind") == kind and o.get("name") == name for o in pod.metadata.owner_references)
 
@@ -55,6 +69,7 @@ def owned_by(pod: Pod, kind: str, name: str) -> bool:
 class WorkloadController:
     def __init__(self, api: APIServer):
         self.api = api
+        self.steps = 0          # Deployment syncs that scaled something (lessons line writes up with them)
 
     def sync_all(self) -> None:
         for d in self.api.list("Deployment"):
@@ -72,43 +87,84 @@ class WorkloadController:
                 self.api.delete("Pod", pod.key)
 
     # ---- Deployment ---------------------------------------------------------------------------
-    def sync_deployment(self, d: Workload) -> None:
+    def sync_deployment(self, d: Workload) -> bool:
+        """One step of the Deployment controller (and of the ReplicaSets' pod creation/deletion it
+        implies); True if it scaled anything. A rolling update takes several calls: the settle loop
+        runs the kubelets and the EndpointSlice controller between them, as a real cluster does.
+
+        The rules of pkg/controller/deployment/rolling.go (rolloutRolling) and util/deployment_util.go:
+        each sync either scales the new ReplicaSet up (NewRSNewReplicas: to at most replicas +
+        maxSurge pods in all, never above replicas) or, if it cannot, scales the old ones down
+        (reconcileOldReplicaSets: by at most all - (replicas - maxUnavailable) - the new ReplicaSet's
+        unavailable pods; unavailable old pods go first, then as many as the available pods above
+        replicas - maxUnavailable allow). Pods counted are the ReplicaSets' replicas, so terminating
+        pods do not count. Available = ready here (minReadySeconds is not modelled)."""
         h = template_hash(d)
         rs_name = f"{d.name}-{h}"
-        owner = _owner("ReplicaSet", rs_name, d.metadata.uid)
         live = [p for p in self.api.list("Pod", d.namespace) if not p.terminating
                 and any(o.get("kind") == "ReplicaSet" and o.get("name", "").startswith(d.name + "-")
                         for o in p.metadata.owner_references)
                 and d.selector.matches(p.metadata.labels)]
-        current = [p for p in live if owned_by(p, "ReplicaSet", rs_name)]
+        new = [p for p in live if owned_by(p, "ReplicaSet", rs_name)]
         old = [p for p in live if not owned_by(p, "ReplicaSet", rs_name)]
-        surge = max(1, math.ceil(d.replicas * MAX_SURGE))
-        # A rolling update: bring up a surge of new pods, then retire as many old ones, until
-        # only the new ReplicaSet's pods remain (the model's pods are ready as soon as they run).
-        while old or len(current) != d.replicas:
-            add = min(surge, d.replicas - len(current)) if old else d.replicas - len(current)
-            for _ in range(max(0, add)):
-                labels = dict(d.template_meta.labels, **{"pod-template-hash": h})
-                pod = _new_pod(d, f"{rs_name}-{self.api.random_suffix()}", labels, owner)
-                current.append(self.api.apply(pod))
-            if len(current) > d.replicas:
-                for p in self._victims(current, len(current) - d.replicas):
-                    self.api.delete("Pod", p.key)
-                    current.remove(p)
-            retire = old[:max(surge, 0)] if old else []
-            for p in retire:
-                self.api.delete("Pod", p.key)
-                old.remove(p)
+        scaled = self._step(d, rs_name, h, new, old)
+        self.steps += scaled
+        return scaled
+
+    def _step(self, d: Workload, rs_name: str, h: str, new: list[Pod], old: list[Pod]) -> bool:
+        live = new + old
+        surge, unavailable = fenceposts(d.replicas)
+        if len(new) > d.replicas or not old:              # scale the new ReplicaSet to replicas
+            if len(new) > d.replicas:
+                return self._scale_down(self._victims(new, len(new) - d.replicas))
+            return self._scale_up(d, rs_name, h, d.replicas - len(new))
+        if len(new) < d.replicas and len(live) < d.replicas + surge:
+            return self._scale_up(d, rs_name, h, min(d.replicas + surge - len(live), d.replicas - len(new)))
+        min_available = d.replicas - unavailable
+        budget = len(live) - min_available - sum(not available(p) for p in new)
+        if budget <= 0:
+            return False
+        # cleanupUnhealthyReplicas, then scaleDownOldReplicaSetsForRollingUpdate; oldest ReplicaSet first
+        doomed = self._from_old(old, budget, lambda p: not available(p))
+        spare = sum(available(p) for p in live) - min_available
+        doomed += self._from_old(old, spare, available)
+        return self._scale_down(doomed)
+
+    def _scale_up(self, d: Workload, rs_name: str, h: str, n: int) -> bool:
+        owner = _owner("ReplicaSet", rs_name, d.metadata.uid)
+        labels = dict(d.template_meta.labels, **{"pod-template-hash": h})
+        for _ in range(n):
+            self.api.apply(_new_pod(d, f"{rs_name}-{self.api.random_suffix()}", labels, owner))
+        return n > 0
+
+    def _scale_down(self, pods: list[Pod]) -> bool:
+        for p in pods:
+            self.api.delete("Pod", p.key)
+        return bool(pods)
+
+    @classmethod
+    def _from_old(cls, old: list[Pod], n: int, which) -> list[Pod]:
+        """Up to n of the old pods that pass ``which``, the oldest ReplicaSet's first (its oldest pod's
+        age stands in for the ReplicaSet's creationTimestamp), each ReplicaSet's in its own order."""
+        by_rs: dict[str, list[Pod]] = {}
+        for p in old:
+            if which(p):
+                by_rs.setdefault(p.metadata.owner_references[0]["name"], []).append(p)
+        out: list[Pod] = []
+        for rs in sorted(by_rs, key=lambda r: (min(p.metadata.creation_timestamp or "" for p in by_rs[r]), r)):
+            out += cls._victims(by_rs[rs], n - len(out))
+        return out
 
     @staticmethod
     def _victims(pods: list[Pod], n: int) -> list[Pod]:
-        # ReplicaSet scale-down prefers unscheduled, then not-ready, then the newest pods
-        ranked = sorted(pods, key=lambda p: (bool(p.node_name), p.ready, p.metadata.creation_timestamp or ""),
-                        reverse=False)
-        unready_first = [p for p in ranked if not p.node_name or not p.ready]
-        rest = sorted([p for p in pods if p not in unready_first],
-                      key=lambda p: p.metadata.creation_timestamp or "", reverse=True)
-        return (unready_first + rest)[:n]
+        """The n pods a ReplicaSet deletes first (controller_utils.go ActivePods ordering, in part):
+        unscheduled, then not ready, then the newest. Ties (pods created in the same second) go in
+        an arbitrary order, as Go's sort over an informer's list leaves them: here by uid, which is
+        random but reproducible (by name would line the victims up with the slices' packing)."""
+        ranked = sorted(pods, key=lambda p: p.metadata.uid)
+        ranked.sort(key=lambda p: p.metadata.creation_timestamp or "", reverse=True)
+        ranked.sort(key=lambda p: (bool(p.node_name), p.ready))
+        return ranked[:max(0, n)]
 
     # ---- StatefulSet --------------------------------------------------------------------------
     def sync_statefulset(self, s: Workload) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 TABLES = ("raw", "mangle", "nat", "filter")
 BUILTIN_CHAINS = {
@@ -284,6 +284,8 @@ def tokenize(text: str) -> list[str]:
     expression does; anything fancier (escapes, single quotes) goes through shlex."""
     if "\\" in text or "'" in text:
         return shlex.split(text, posix=True)
+    if '"' not in text:
+        return text.split()                           # most lines: nothing quoted
     tokens, end = [], 0
     for m in _TOKEN.finditer(text):
         gap = text[end:m.start()]
@@ -306,7 +308,10 @@ def parse_rule(table: str, line_no: int, text: str, declared=(), source: str = "
         if cached.target and cached.target not in TARGETS and cached.target not in declared:
             raise IptablesSaveError(line_no, cached.target,
                                     f"jump to chain {cached.target}, which table {table} does not declare", source)
-        return replace(cached, line_no=line_no)
+        clone = object.__new__(Rule)     # dataclasses.replace, without its cost (a shallow copy)
+        clone.__dict__.update(cached.__dict__)
+        clone.line_no = line_no
+        return clone
     rule = _parse_rule(table, line_no, text, declared, source)
     if len(_PARSED) > 1_000_000:
         _PARSED.clear()

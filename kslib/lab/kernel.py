@@ -117,7 +117,7 @@ class KernelCluster:
         c = self.cluster
         if c.mode not in LOAD_SYSCTLS:
             raise LabUnavailable(available(c.mode)[1])
-        version = (c.mode, len(c.sync_log))      # every change to the cluster ends in a proxier sync
+        version = (c.mode, c.syncs)      # every change to the cluster ends in a proxier sync
         if version == self._version:
             return
         layout = self._read_layout()

@@ -7,6 +7,7 @@ per-service chains only for Services whose Service or EndpointSlices changed.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import math
@@ -60,8 +61,10 @@ JUMP_CHAINS = (
 
 
 # ---- names and small text helpers ----------------------------------------------------------------
+@functools.lru_cache(maxsize=1 << 18)        # every node's proxier names the same chains
 def _hash16(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    # the first 16 base32 characters encode exactly the first 10 bytes of the digest
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:10]).decode()
 
 
 def port_proto_hash(spn: str, protocol: str) -> str:

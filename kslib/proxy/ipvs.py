@@ -207,10 +207,11 @@ class IPSet:
 
 
 # ---- ipvsadm text helpers ----------------------------------------------------------------------------------
-def _words(ip: str) -> list[int]:
+@functools.lru_cache(maxsize=1 << 16)
+def _words(ip: str) -> tuple[int, ...]:
     a = ipaddress.ip_address(ip)
     n = int(a)
-    return [n] if a.version == 4 else [(n >> s) & 0xFFFFFFFF for s in (96, 64, 32, 0)]
+    return (n,) if a.version == 4 else tuple((n >> s) & 0xFFFFFFFF for s in (96, 64, 32, 0))
 
 
 def _c_int_diff(a: int, b: int) -> int:
@@ -393,7 +394,8 @@ class IpvsProxier:
         restore = "\n".join(nat + filt) + "\n"
         self._apply(restore)
 
-        for addr in [a for a in self._dummy if a not in set(bind)]:
+        bound = set(bind)
+        for addr in [a for a in self._dummy if a not in bound]:
             ip_ops.append(f"ip addr del {addr}/{self._host_prefix} dev {DUMMY_DEVICE}")
             self._dummy.remove(addr)
         for vs in ipvsadm_sorted_services(self._vs.values()):    # cleanLegacyService
