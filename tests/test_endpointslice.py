@@ -332,3 +332,13 @@ def test_events_reach_subscribers_and_modes_are_checked():
     assert c.mode == "nftables"
     with pytest.raises(ValueError, match="supported values: iptables, ipvs, nftables, ebpf"):
         c.set_mode("userspace")
+
+
+def test_a_node_out_of_pod_addresses_leaves_the_extra_pods_pending_without_an_ip():
+    c = kslib.Cluster(nodes=1)                       # one /24: 253 pod addresses after the gateway
+    c.apply([service()] + pods(260))
+    running = [p for p in c.pods if p.pod_ip]
+    pending = [p for p in c.pods if not p.pod_ip]
+    assert len(running) == 253 and len(pending) == 7
+    assert all(p.node_name == "node-1" and p.phase in ("", "Pending") for p in pending)    # kubectl: Pending
+    assert sum(len(s.endpoints) for s in c.endpoint_slices("x")) == 253

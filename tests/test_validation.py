@@ -587,3 +587,45 @@ def test_failed_update_keeps_the_old_object_and_allocations(c):
     now = c.get("Service", "web")
     assert now.ports[0].node_port == 30080 and now.cluster_ip == first.cluster_ip
     assert c.api.node_ports.in_use(30080)
+
+
+def test_a_deployments_selector_is_immutable():
+    c = kslib.Cluster(nodes=1)
+    dep = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: %s}}
+  template:
+    metadata: {labels: {app: %s}}
+    spec: {containers: [{name: c, image: x}]}
+"""
+    c.apply(dep % ("order", "order"))
+    pods = [p.name for p in c.pods]
+    with pytest.raises(kslib.ValidationError) as e:
+        c.apply(dep % ("orders", "orders"))
+    assert str(e.value) == ('The Deployment "orders" is invalid: spec.selector: Invalid value: &v1.LabelSelector{'
+                            'MatchLabels:map[string]string{"app":"orders"}, MatchExpressions:'
+                            '[]v1.LabelSelectorRequirement(nil)}: field is immutable')
+    assert [p.name for p in c.pods] == pods
+
+
+def test_an_empty_service_selector_is_no_selector():
+    c = kslib.Cluster(nodes=1)
+    c.apply("""
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec: {containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {}
+  ports: [{port: 80}]
+""")
+    assert c.get("svc", "web").selector is None
+    assert c.endpoint_slices("web") == [] and c.endpoints("web") is None

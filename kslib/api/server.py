@@ -412,6 +412,9 @@ class APIServer:
 
     def _apply_workload(self, w: Workload, old):
         errs = w.validate()
+        if w.kind == "Deployment" and old is not None and w.selector != old.selector:
+            # apps/v1 ValidateDeploymentUpdate: ValidateImmutableField(spec.selector)
+            errs.append(invalid("spec.selector", w.selector, "field is immutable"))
         if w.template is not None:
             # the pod template is validated as a Pod, its paths under spec.template
             probe = copy.deepcopy(w.template)

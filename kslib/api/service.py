@@ -177,7 +177,9 @@ class Service(Named):
         svc = cls(
             metadata=meta,
             type=r.get(spec, "type", str, sp, ""),
-            selector=r.strmap(spec, "selector", sp),
+            # an empty selector is stored as none (the map is omitempty): no controller manages
+            # endpoints for it, it does not select every pod (kubernetes/kubernetes#25837)
+            selector=r.strmap(spec, "selector", sp) or None,
             ports=ports,
             cluster_ip=r.get(spec, "clusterIP", str, sp, ""),
             cluster_ips=[str(x) for x in r.items(spec, "clusterIPs", sp)],

@@ -24,6 +24,16 @@ class LabelSelector:
     def empty(self) -> bool:
         return not self.match_labels and not self.match_expressions
 
+    def __str__(self) -> str:
+        """Go's %#v of the *metav1.LabelSelector, as the API server prints it in an error."""
+        labels = ", ".join(f'"{k}":"{v}"' for k, v in sorted(self.match_labels.items()))
+        exprs = ("[]v1.LabelSelectorRequirement(nil)" if not self.match_expressions else
+                 "[]v1.LabelSelectorRequirement{" + ", ".join(
+                     f'v1.LabelSelectorRequirement{{Key:"{e.get("key", "")}", Operator:"{e.get("operator", "")}", '
+                     f'Values:[]string{{{", ".join(chr(34) + str(v) + chr(34) for v in e.get("values", []))}}}}}'
+                     for e in self.match_expressions) + "}")
+        return f"&v1.LabelSelector{{MatchLabels:map[string]string{{{labels}}}, MatchExpressions:{exprs}}}"
+
     def matches(self, labels: dict[str, str]) -> bool:
         if any(labels.get(k) != v for k, v in self.match_labels.items()):
             return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 
+from ..api.allocators import RangeFull
 from ..api.pod import Pod
 from ..api.server import APIServer
 from ..api.workloads import LabelSelector
@@ -115,9 +116,17 @@ def run_kubelets(api: APIServer) -> None:
         cur = new or pod
         node = api.get("Node", cur.node_name)
         if node is not None and not cur.pod_ip:
+            try:
+                ip = node.internal_ip if cur.host_network else api.assign_pod_ip(cur)
+            except RangeFull:
+                # the CNI's IPAM has no address left in the node's podCIDR: the sandbox cannot be
+                # created and the pod stays Pending (ContainerCreating), bound but without an IP
+                if new is not None:
+                    api.write(new)
+                continue
             new = new or copy.deepcopy(pod)
             new.host_ip = node.internal_ip
-            new.pod_ip = node.internal_ip if new.host_network else api.assign_pod_ip(new)
+            new.pod_ip = ip
             new.phase = new.phase or "Running"
             if new.phase == "Pending":
                 new.phase = "Running"

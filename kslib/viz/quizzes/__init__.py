@@ -1,0 +1,1 @@
+"""One module per lesson, ``l<NN>.py``, each defining ``QUIZ`` (a kslib.viz.quiz.Quiz)."""
