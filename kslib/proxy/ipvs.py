@@ -374,7 +374,7 @@ class IpvsProxier:
         ports = service_ports(services, slices, self.node)
         entries: dict[str, set[str]] = {name: set() for name in self._sets}
         active: set[tuple] = set()
-        bind: list[str] = []
+        bind: set[str] = set()                  # addresses to keep on kube-ipvs0
         already = set(self._dummy)
         node_addresses = {str(parse_ip(self.node.ip))}
         node_ips = [str(parse_ip(self.node.ip))] if any(sp.node_port for sp, _ in ports) else []
@@ -394,8 +394,7 @@ class IpvsProxier:
         restore = "\n".join(nat + filt) + "\n"
         self._apply(restore)
 
-        bound = set(bind)
-        for addr in [a for a in self._dummy if a not in bound]:
+        for addr in [a for a in self._dummy if a not in bind]:
             ip_ops.append(f"ip addr del {addr}/{self._host_prefix} dev {DUMMY_DEVICE}")
             self._dummy.remove(addr)
         for vs in ipvsadm_sorted_services(self._vs.values()):    # cleanLegacyService
@@ -427,8 +426,8 @@ class IpvsProxier:
         def serve(vs: VirtualServer, should_bind: bool, only_local: bool) -> None:
             self._sync_service(vs, should_bind, already, ip_ops, ipvs_ops)
             active.add(vs.key)
-            if should_bind and vs.address not in bind:
-                bind.append(vs.address)
+            if should_bind:
+                bind.add(vs.address)
             # syncEndpoint: Local policy takes the local endpoints, or all (cluster) ones if there are
             # none (PR 97081: pods on this node can still reach the service)
             endpoints = (eps.local or eps.cluster) if only_local else eps.cluster
