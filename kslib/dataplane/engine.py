@@ -557,7 +557,8 @@ def run_flow(t, node, kind, pk, now, commit, ttl, reply, hold, stack, tr, trn, o
                             else:                # SNAT to the node's address, so the reply comes back here
                                 pk[C.P_SRC] = t.nodes[node, C.N_IP]
                                 pk[C.P_CTSTATE] |= C.CT_SNAT
-                                unique_sport(t, node, pk, now)
+                                if commit:                   # a batch keeps no entries to clash with
+                                    unique_sport(t, node, pk, now)
         rk, target = route(t, node, pk[C.P_DST])
         if kind == C.LOCAL_OUT:
             pk[C.P_IN], pk[C.P_OUT], hook = 0, out_interface(rk), C.OUTPUT
@@ -793,7 +794,8 @@ def run_flow(t, node, kind, pk, now, commit, ttl, reply, hold, stack, tr, trn, o
                             if t.rules[i, C.R_TC] != 0:   # --random-fully: a random source port
                                 pk[C.P_SPORT] = 1024 + random31(t.rng) % (65536 - 1024)
                         pk[C.P_CTSTATE] |= C.CT_SNAT
-                        unique_sport(t, node, pk, now)
+                        if commit:                   # a batch keeps no entries to clash with
+                            unique_sport(t, node, pk, now)
                         if tracing:
                             record(tr, trn, C.E_SNAT, node, hook, -1, chain, i, pk[C.P_SRC], pk[C.P_SPORT], 0)
                         break

@@ -99,11 +99,12 @@ class KernelCluster:
         c = self.cluster
         hosts, pods = c._hosts()
         served: dict[str, set] = {}
-        for s in c.api.list("EndpointSlice"):
-            for ep in s.endpoints:
-                for p in s.ports:
-                    if p.port:
-                        served.setdefault(ep.addresses[0], set()).add((p.protocol, p.port))
+        if any(p.ports is None for p in pods):          # pods that declare no ports: their slices' ports
+            for s in c.api.list("EndpointSlice"):
+                for ep in s.endpoints:
+                    for p in s.ports:
+                        if p.port:
+                            served.setdefault(ep.addresses[0], set()).add((p.protocol, p.port))
         pods = tuple((p.key, p.ip, p.node, tuple(sorted(
             {(PROTO_NAMES[proto], port) for proto, port in p.ports} if p.ports is not None else served.get(p.ip, ()))))
             for p in sorted(pods, key=lambda p: p.key))

@@ -2,8 +2,8 @@
 nftables modes, with the rules kslib renders: the measured side of the scale story (issue 8 and
 lesson 13 set the model's prediction beside it).
 
-The experiment: one node, a client pod and two backend pods on it, and N Services (the target among
-them) that all select the two backends. For every N the node gets what ``cluster.render(node)``
+The experiment: ``kslib.scale.cluster(N, endpoints=2, nodes=1)``, one node with a client pod and
+two backend pods, and N Services that all select the two backends. For every N the node gets what ``cluster.render(node)``
 prints, then ``connections`` new TCP connections go from the client to ClusterIPs drawn uniformly
 from the N Services (fixed seed): each connect() is timed from the SYN to the SYN-ACK (the first
 packet walks PREROUTING nat, the reply follows conntrack). The same targets go through the model,
@@ -31,35 +31,6 @@ from .netns import tool
 SIZES = {"iptables": (1, 1_000, 10_000, 40_000), "nftables": (1, 1_000, 10_000, 20_000)}
 DATA = Path(__file__).resolve().parent.parent / "data" / "kernel_scaling.json"
 
-BACKENDS = """---
-apiVersion: v1
-kind: Pod
-metadata: {name: client, labels: {app: client}}
-spec: {nodeName: node-1, containers: [{name: c}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-0, labels: {app: web}}
-spec: {nodeName: node-1, containers: [{name: c, ports: [{containerPort: 8080}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-1, labels: {app: web}}
-spec: {nodeName: node-1, containers: [{name: c, ports: [{containerPort: 8080}]}]}
-"""
-
-
-def scaling_cluster(services: int, mode: str = "iptables", seed: int = 0):
-    """One node, a client and two backends, and ``services`` Services selecting both backends."""
-    from ..cluster import Cluster
-    c = Cluster(mode=mode, nodes=1, seed=seed)
-    c.apply(BACKENDS)
-    c.apply([{"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"svc-{i:05d}"},
-              "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}
-             for i in range(services)])
-    return c
-
-
 def rule_count(mode: str, text: str) -> int:
     """Rules in a rendered ruleset: ``-A`` lines (iptables), statements inside chains (nftables)."""
     if mode == "iptables":
@@ -81,13 +52,15 @@ def measure(sizes: dict = SIZES, connections: int = 3_000, seed: int = 0, model:
     """Run the experiment for ``sizes`` ({mode: Service counts}); root and network namespaces needed
     (``kslib.lab.available``)."""
     from tqdm.auto import tqdm
+
+    from .. import scale               # kslib.scale imports this module for its calibration data
     rng = np.random.default_rng(seed)
     runs = []
     bar = tqdm(total=sum(len(v) for v in sizes.values()), desc="kernel scaling", disable=not progress)
     for n in sorted({n for v in sizes.values() for n in v}):
         modes = [m for m in sizes if n in sizes[m]]
-        c = scaling_cluster(n, modes[0], seed)
-        vips = [c.get("svc", f"svc-{i:05d}").cluster_ip for i in range(n)]
+        c = scale.cluster(n, endpoints=2, nodes=1, mode=modes[0], seed=seed)
+        vips = scale.service_ips(c)
         targets = [vips[i] for i in rng.integers(0, n, connections)]
         for mode in modes:
             bar.set_postfix_str(f"{mode}, {n:,} Services")

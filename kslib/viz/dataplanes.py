@@ -5,8 +5,6 @@ function reads model state or rendered text; none changes a cluster except ``set
 which is ``kubectl scale`` with its refusal reported instead of raised."""
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 import re
 from collections import Counter
@@ -15,16 +13,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..api.errors import ValidationError
+from ..lab.scaling import rule_count
+from ..proxy import iptables as proxier
 
 # ---- iptables mode ------------------------------------------------------------------------------
 
 
 def iptables_chain_name(prefix: str, service_port: str, protocol: str, endpoint: str = "") -> str:
-    """kube-proxy's chain name: ``prefix`` + the first 16 base32 characters of SHA-256 of the
-    service port name ("ns/svc" or "ns/svc:port-name"), the lower-case protocol and, for an
-    endpoint chain, "ip:port" (pkg/proxy/iptables portProtoHash / servicePortEndpointChainName)."""
-    text = service_port + protocol.lower() + endpoint
-    return prefix + base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    """kube-proxy's chain name for a service port ("ns/svc" or "ns/svc:port-name"), or for one of its
+    endpoints ("ip:port") with prefix KUBE-SEP- (pkg/proxy/iptables portProtoHash /
+    servicePortEndpointChainName), as kslib's iptables proxier names them."""
+    if endpoint:
+        return proxier.endpoint_chain(service_port, protocol, endpoint)
+    return proxier.service_chain(prefix, service_port, protocol)
 
 
 def chain_rules(text: str, chain: str) -> list[str]:
@@ -303,13 +304,6 @@ def numgen_targets(text: str, chain: str) -> tuple[int, list[str]]:
     return 0, []
 
 
-def service_rules_per_mode(mode: str, text: str) -> int:
-    """Rules a node holds in ``mode``, counted from its rendered ruleset as the kernel lab counts
-    them (kslib.lab.scaling.rule_count)."""
-    from ..lab.scaling import rule_count
-    return rule_count(mode, text)
-
-
 # ---- the measurement and the model across modes --------------------------------------------------
 
 
@@ -355,5 +349,5 @@ def preview(mode: str, services: int, endpoints: int = 2, connections: int = 40,
     model = scale.latency_model(mode)
     p50, p99 = model.percentiles(visited)
     node = c.nodes[0].name
-    return ScalePreview(mode, services, service_rules_per_mode(mode, c.render(node)), float(np.mean(visited)),
+    return ScalePreview(mode, services, rule_count(mode, c.render(node)), float(np.mean(visited)),
                         p50, p99, model.calibrated)
