@@ -600,11 +600,16 @@ def run_flow(t, node, kind, pk, now, commit, ttl, reply, hold, stack, tr, trn, o
                         continue
                     sv = t.el[hit, C.EL_VA]
                     dd = -1
+                    tpl = -1
                     persist = t.vs[sv, V_PERSIST]
                     if persist > 0:
                         # ip_vs_sched_persist: the client's template keeps its real server while that
-                        # is usable (expire_quiescent_template=1 drops a weight-0 one)
-                        tpl = el_find(t, t.nodes[node, C.N_AFFSET], pk[C.P_SRC], sv, 0, 0, now)
+                        # is usable (expire_quiescent_template=1 drops a weight-0 one). A template lives
+                        # while its timer runs or while it controls an established connection (EL_VB
+                        # counts those: n_control, which ip_vs_conn_expire will not expire)
+                        _, tpl = el_slot_of(t, t.nodes[node, C.N_AFFSET], pk[C.P_SRC], sv, 0, 0)
+                        if tpl >= 0 and t.el_exp[tpl] <= now and t.el[tpl, C.EL_VB] == 0:
+                            tpl = -1
                         if tpl >= 0 and t.dests[t.el[tpl, C.EL_VA], D_WEIGHT] > 0:
                             dd = t.el[tpl, C.EL_VA]
                     if dd < 0:
@@ -615,13 +620,25 @@ def run_flow(t, node, kind, pk, now, commit, ttl, reply, hold, stack, tr, trn, o
                         pk[C.P_REJECT_WITH] = 0
                         v = C.V_REJECT
                         break
-                    if persist > 0:
-                        el_put(t, t.nodes[node, C.N_AFFSET], pk[C.P_SRC], sv, 0, 0, dd, 0,
-                               now + persist)
                     # a new connection counts as inactive until established; kslib's exchange ends in
                     # TIME_WAIT, inactive again, until the entry expires. A held batch's connections
                     # are established streams: active until the batch is closed.
                     life = 300.0 if pk[C.P_PROTO] == 17 else 120.0   # UDP timeout; TCP TIME_WAIT
+                    if persist > 0:
+                        # the template's timer runs `persist` s from its last use; when it fires while the
+                        # template still controls a connection (n_control), ip_vs_conn_expire re-arms it
+                        # for 60 s at a time (ip_vs_conn.c, expire_later), so it outlives that connection
+                        until = now + persist
+                        if now + life >= until:
+                            until += 60.0 * (np.floor((now + life - until) / 60.0) + 1.0)
+                        held = 0
+                        if tpl >= 0 and t.el[tpl, C.EL_VA] == dd:
+                            held = t.el[tpl, C.EL_VB]
+                            if t.el_exp[tpl] > until:
+                                until = t.el_exp[tpl]      # an earlier connection still holds it longer
+                        if hold > 0 and not commit:
+                            held += 1                      # a held batch's stream (see close_group)
+                        el_put(t, t.nodes[node, C.N_AFFSET], pk[C.P_SRC], sv, 0, 0, dd, held, until)
                     if commit:
                         t.dests[dd, D_INACT] += 1
                         i = el_put(t, t.nodes[node, C.N_CONNSET], pk[C.P_SRC],

@@ -83,6 +83,7 @@ class ClusterNetwork:
         self.state = None
         self.elements = None
         self._static = 0
+        self._group_templates: dict[int, Counter] = {}   # held batch -> IPVS templates it controls
         self.ct = _new_conntrack(1024)
         self._tables_of = None
         # nothing outside the cluster answers for a ClusterIP: a packet that leaves towards one is lost
@@ -232,7 +233,7 @@ class ClusterNetwork:
         dest_key = {r: k for k, r in self.ipvs.dest_index.items()}
         self.expire(now)
         els, items = self.elements, []
-        live = els.el_exp[:els.el_meta[0]] > now
+        live = (els.el_exp[:els.el_meta[0]] > now) | self._held_template_rows(int(els.el_meta[0]))
         live[:self._static] = False
         for i in np.flatnonzero(live):
             row = els.el[i].copy()
@@ -389,7 +390,7 @@ class ClusterNetwork:
             return
         self.expire(now)
         n = int(els.el_meta[0])
-        keep = np.flatnonzero((els.el_exp[:n] > now) | (els.el[:n, C.EL_FLAG] > 0))
+        keep = np.flatnonzero((els.el_exp[:n] > now) | (els.el[:n, C.EL_FLAG] > 0) | self._held_template_rows(n))
         keep = keep[keep >= self._static]
         size = 1 << int(np.ceil(np.log2(2 * (self._static + len(keep) + room))))
         new = _new_elements(size)
@@ -412,6 +413,38 @@ class ClusterNetwork:
             col = IPVS.D_ACTIVE if els.el[i, C.EL_FLAG] == 2 else IPVS.D_INACT
             self.ipvs.dests[els.el[i, C.EL_VA], col] -= els.el[i, C.EL_VB]
             els.el[i, C.EL_FLAG] = 0
+
+    # ---- IPVS persistence templates held by established connections (n_control) -------------------------
+    def _held_template_rows(self, n: int) -> np.ndarray:
+        """Rows that are persistence templates controlling an open connection (EL_VB > 0): they outlive
+        their timer (ip_vs_conn_expire re-arms a template that still controls connections)."""
+        els = self.elements
+        return np.isin(els.el[:n, C.EL_SET], self.net.nodes[:, C.N_AFFSET]) & (els.el[:n, C.EL_VB] > 0)
+
+    def _templates_of(self, src: int) -> dict:
+        """The templates of client ``src`` as {row: held count}."""
+        els, n = self.elements, int(self.elements.el_meta[0])
+        mine = np.flatnonzero(np.isin(els.el[:n, C.EL_SET], self.net.nodes[:, C.N_AFFSET]) & (els.el[:n, C.EL_K0] == src))
+        return {int(i): int(els.el[i, C.EL_VB]) for i in mine}
+
+    def _template_ref(self, row: int) -> tuple:
+        """A template's identity that survives a reload: (virtual server key, client address)."""
+        vs_key = {v: k for k, v in self.ipvs.vs_index.items()}[int(self.elements.el[row, C.EL_K1])]
+        return vs_key, int(self.elements.el[row, C.EL_K0])
+
+    def _release_template(self, ref: tuple, k: int, now: float, life: float) -> None:
+        """``k`` connections the template controls close and then live ``life`` s in TIME_WAIT: once none is
+        left the template's timer (its last expiry, re-armed every 60 s) lets it go at the first tick after."""
+        (vs_key, src), v = ref, self.ipvs.vs_index.get(ref[0])
+        if v is None:
+            return
+        els = self.elements
+        _, i = E.el_slot_of(self._tables(), int(self.net.nodes[vs_key[0], C.N_AFFSET]), src, v, 0, 0)
+        if i < 0 or els.el[i, C.EL_VB] <= 0:
+            return
+        els.el[i, C.EL_VB] = max(0, int(els.el[i, C.EL_VB]) - k)
+        if els.el[i, C.EL_VB] == 0 and now + life >= els.el_exp[i]:
+            els.el_exp[i] += 60.0 * (np.floor((now + life - els.el_exp[i]) / 60.0) + 1.0)
 
     def ipvs_counts(self, node: str, now: float):
         """(ActiveConn, InActConn) of a real server on ``node``: f((vaddr, protocol, vport), (daddr, dport))."""
@@ -485,21 +518,27 @@ class ClusterNetwork:
         entries = list(range(ct_before, int(self.ct.meta[0])))
         self.ct.entries[entries, C.CT_STATUS] |= E.ST_OPEN
         tuples = [tuple(int(x) for x in self.ct.entries[e, :C.CT_COLS - 1]) for e in entries]
-        ipvs_el = []
+        ipvs_el, templates = [], []
         els = self.elements
         for node in range(len(self.nodes)):
             cs = int(self.net.nodes[node, C.N_CONNSET])
             i = E.el_find(self._tables(), cs, src, sport, dst, conn.port * 256 + proto, 0.0) \
                 if cs >= 0 else -1
             if i >= 0 and els.el[i, C.EL_FLAG] == 1:
-                self.ipvs.dests[els.el[i, C.EL_VA], IPVS.D_INACT] -= 1
-                self.ipvs.dests[els.el[i, C.EL_VA], IPVS.D_ACTIVE] += 1
+                d = int(els.el[i, C.EL_VA])
+                self.ipvs.dests[d, IPVS.D_INACT] -= 1
+                self.ipvs.dests[d, IPVS.D_ACTIVE] += 1
                 els.el[i, C.EL_FLAG], els.el_exp[i] = 2, np.inf
                 ipvs_el.append((cs, src, sport, dst, conn.port * 256 + proto))
+                _, t = E.el_slot_of(self._tables(), int(self.net.nodes[node, C.N_AFFSET]), src,
+                                    int(self.ipvs.dests[d, IPVS.D_VS]), 0, 0)
+                if t >= 0 and els.el[t, C.EL_VA] == d:         # the template now controls an open stream
+                    els.el[t, C.EL_VB] += 1
+                    templates.append(self._template_ref(t))
         conn.held = True
-        conn._close = lambda: self._close(tuples, ipvs_el, proto, clock())
+        conn._close = lambda: self._close(tuples, ipvs_el, templates, proto, clock())
 
-    def _close(self, tuples, ipvs_el, proto, now: float) -> None:
+    def _close(self, tuples, ipvs_el, templates, proto, now: float) -> None:
         ct = self.ct
         for t in tuples:
             for e in range(int(ct.meta[0])):
@@ -513,6 +552,8 @@ class ClusterNetwork:
                 self.ipvs.dests[els.el[i, C.EL_VA], IPVS.D_ACTIVE] -= 1
                 self.ipvs.dests[els.el[i, C.EL_VA], IPVS.D_INACT] += 1
                 els.el[i, C.EL_FLAG], els.el_exp[i] = 1, now + (300.0 if proto == 17 else 120.0)
+        for ref in templates:
+            self._release_template(ref, 1, now, 300.0 if proto == 17 else 120.0)
 
     def connect_many(self, node: int, kind: int, src: int, dst: int, port: int, protocol: str, n: int,
                      now: float, hold: int = 0) -> Counter:
@@ -530,8 +571,13 @@ class ClusterNetwork:
         src = self.source_address(node, kind, src, dst)
         sport0 = self._ports.get(src, 0)
         self._ports[src] = sport0 + n
+        before = self._templates_of(src) if hold else {}
         self.last_batch_rules = int(E.run_batch(self._tables(), node, kind, src, dst, port,
                                                 PROTO_NUMBERS[protocol], n, sport0, now, hold, counts, seen))
+        if hold:                                         # the templates this group's streams now hold
+            for row, k in self._templates_of(src).items():
+                if k > before.get(row, 0):
+                    self._group_templates.setdefault(hold, Counter())[self._template_ref(row)] += k - before.get(row, 0)
         hit = np.flatnonzero(counts[:len(self.pods)])
         result = Counter({self.pods[i].key: int(counts[i]) for i in hit})
         self.last_batch_seen = {self.pods[i].key: int(seen[i]) for i in hit}
@@ -552,6 +598,8 @@ class ClusterNetwork:
             self.ipvs.dests[d, IPVS.D_ACTIVE] -= k
             self.ipvs.dests[d, IPVS.D_INACT] += k
             els.el[i, C.EL_FLAG], els.el_exp[i] = 1, now + (300.0 if protocol == "UDP" else 120.0)
+        for ref, k in self._group_templates.pop(hold, Counter()).items():
+            self._release_template(ref, k, now, 300.0 if protocol == "UDP" else 120.0)
 
     def _steps(self, tr, n, reply=False):
         out = steps(tr, int(n), self._names)
