@@ -416,10 +416,17 @@ class Cluster:
         api_ip = (kubernetes_endpoint_slice(self.api).endpoints[0].addresses[0] if nodes else None)
         hc = tuple((6, s.health_check_node_port) for s in self.api.list("Service")
                    if s.needs_health_check and s.health_check_node_port)
+        running = [p for p in self.api.list("Pod") if p.node_name and p.phase not in ("Succeeded", "Failed")]
+        on_host: dict[str, tuple] = {}            # a hostNetwork pod listens on its node's addresses
+        for p in running:
+            if p.host_network:
+                on_host[p.node_name] = on_host.get(p.node_name, ()) + (_listening(p) or ())
         specs = [NodeSpec(n.name, n.internal_ip, n.pod_cidr,
-                          HOST_PORTS + hc + (((6, 6443),) if n.internal_ip == api_ip else ())) for n in nodes]
-        pods = [PodSpec(p.key, p.pod_ip, p.node_name, _listening(p)) for p in self.api.list("Pod")
-                if p.pod_ip and p.node_name and not p.host_network and p.phase not in ("Succeeded", "Failed")]
+                          tuple(dict.fromkeys(HOST_PORTS + hc + (((6, 6443),) if n.internal_ip == api_ip else ())
+                                              + on_host.get(n.name, ()))))
+                 for n in nodes]
+        pods = [PodSpec(p.key, p.pod_ip, p.node_name, _listening(p)) for p in running
+                if p.pod_ip and not p.host_network]
         return specs, pods
 
     def _network(self) -> ClusterNetwork:

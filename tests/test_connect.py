@@ -89,6 +89,18 @@ def test_node_to_a_service_backed_by_its_own_host_network_keeps_the_node_ip():
     assert "src=192.168.0.2 dst=192.168.0.2 sport=6443" in e
 
 
+def test_a_host_network_pod_listens_on_its_nodes_address():
+    # hostNetwork: the pod shares the node's network namespace, so its declared ports are the node's
+    c = cluster(client(), WEB_SVC.replace("targetPort: 8080", "targetPort: 9100"))
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: exporter, labels: {app: web}}\n"
+            "spec:\n  nodeName: node-2\n  hostNetwork: true\n"
+            "  containers: [{name: c, image: x, ports: [{containerPort: 9100}]}]\n")
+    conn = c.connect("client", vip(c), 80)
+    assert (conn.outcome, conn.endpoint) == ("delivered", f"{NODE_IP['node-2']}:9100")
+    assert c.connect("client", NODE_IP["node-2"], 9100).outcome == "delivered"
+    assert c.connect("client", NODE_IP["node-1"], 9100).outcome == "rejected"     # not on node-1
+
+
 def test_hairpin_a_pod_reaching_itself_through_its_service_sees_its_nodes_cni0_address():
     c = cluster(pod("web-1", "node-2"), WEB_SVC)
     conn = c.connect("web-1", vip(c), 80)
