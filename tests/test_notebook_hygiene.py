@@ -87,3 +87,23 @@ def test_no_pip_install_cells(path):
 def test_has_an_assert(path):
     nb = _read(path)
     assert any(ASSERT.search(c.source) for c in _code_cells(nb)), "no code cell has an assert"
+
+
+# ---- the course map (notebooks/README.md) ------------------------------------------------------------
+MAP_ROW = re.compile(r"^\| (\d\d) \| `(\w+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", re.M)
+
+
+def test_the_course_map_lists_every_lesson_in_order_with_time_and_prerequisites():
+    rows = MAP_ROW.findall((NOTEBOOKS / "README.md").read_text())
+    assert [name for _, name, *_ in rows] == [p.stem for p in LESSONS], "notebooks/README.md must list every lesson, in order"
+    known = {num for num, *_ in rows}
+    for num, name, time, needs, _ in rows:
+        assert name.startswith(num) and re.search(r"\d+ min", time), f"{name}: a number and a time"
+        for ref in re.findall(r"\b\d\d\b", needs):
+            assert ref in known and ref < num, f"{name} needs {ref}, which must be an earlier lesson"
+
+
+def test_the_readme_table_lists_every_lesson():
+    text = (ROOT / "README.md").read_text()
+    missing = [p.stem for p in LESSONS if f"`{p.stem}`" not in text]
+    assert not missing, f"README.md's lessons table lacks {missing}"

@@ -30,7 +30,7 @@ def bar(title: str, x_title: str, y_title: str, labels, values, name: str = "", 
 
 def _fmt(v) -> str:
     if isinstance(v, float):
-        return f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+        return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
