@@ -1,7 +1,7 @@
-"""Node: a machine of the cluster, with its InternalIP, podCIDR, zone and allocatable CPU."""
+"""Node: a machine of the cluster, with its InternalIP, podCIDR, zone, allocatable CPU and taints."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import Path, invalid
 from .meta import Named, ObjectMeta, Reader
@@ -26,6 +26,7 @@ class Node(Named):
     allocatable_cpu_m: int = 4000
     ready: bool = True
     hostname: str = ""
+    taints: list[dict] = field(default_factory=list)
 
     kind = "Node"
 
@@ -45,7 +46,8 @@ class Node(Named):
         spec = r.obj(d, "spec", Path(""))
         status = r.obj(d, "status", Path(""))
         sp, st = Path("spec"), Path("status")
-        node = cls(metadata=meta, pod_cidr=r.get(spec, "podCIDR", str, sp, ""))
+        node = cls(metadata=meta, pod_cidr=r.get(spec, "podCIDR", str, sp, ""),
+                   taints=[t for t in r.get(spec, "taints", list, sp, []) or [] if isinstance(t, dict)])
         for i, a in enumerate(r.items(status, "addresses", st)):
             if isinstance(a, dict) and a.get("type") == "InternalIP" and not node.internal_ip:
                 node.internal_ip = str(a.get("address", ""))
@@ -68,6 +70,8 @@ class Node(Named):
         addresses = [{"type": "InternalIP", "address": self.internal_ip},
                      {"type": "Hostname", "address": self.hostname or self.name}]
         spec = {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]} if self.pod_cidr else {}
+        if self.taints:
+            spec["taints"] = [dict(t) for t in self.taints]
         cpu = f"{self.allocatable_cpu_m // 1000}" if self.allocatable_cpu_m % 1000 == 0 \
             else f"{self.allocatable_cpu_m}m"
         return {

@@ -41,6 +41,7 @@ class Pod(Named):
     node_selector: dict[str, str] = field(default_factory=dict)
     affinity: dict | None = None
     topology_spread_constraints: list[dict] = field(default_factory=list)
+    tolerations: list[dict] = field(default_factory=list)
     termination_grace_period_seconds: int = 30
     pod_ip: str = ""
     host_ip: str = ""
@@ -116,6 +117,7 @@ class Pod(Named):
             affinity=r.get(spec, "affinity", dict, sp, None),
             topology_spread_constraints=[c for c in r.get(spec, "topologySpreadConstraints", list, sp, []) or []
                                          if isinstance(c, dict)],
+            tolerations=[t for t in r.get(spec, "tolerations", list, sp, []) or [] if isinstance(t, dict)],
             termination_grace_period_seconds=r.get(spec, "terminationGracePeriodSeconds", int, sp, 30),
         )
 
@@ -139,7 +141,8 @@ class Pod(Named):
         for key, value in (("nodeName", self.node_name), ("hostname", self.hostname),
                            ("subdomain", self.subdomain), ("nodeSelector", self.node_selector),
                            ("affinity", self.affinity), ("dnsConfig", self.dns_config),
-                           ("topologySpreadConstraints", self.topology_spread_constraints)):
+                           ("topologySpreadConstraints", self.topology_spread_constraints),
+                           ("tolerations", self.tolerations)):
             if value:
                 spec[key] = copy.deepcopy(value)
         if self.host_network:

@@ -358,6 +358,7 @@ def validate_pod(pod: Pod) -> list[FieldError]:
     if pod.dns_policy == "None" and not pod.dns_config:
         errs.append(required(sp.child("dnsConfig"), "must provide `dnsConfig` when `dnsPolicy` is None"))
     errs += _validate_spread(pod.topology_spread_constraints, sp.child("topologySpreadConstraints"))
+    errs += _validate_tolerations(pod.tolerations, sp.child("tolerations"))
     if pod.pod_ip:
         errs += [invalid(Path("status.podIP"), pod.pod_ip, m) for m in names.is_valid_ip(pod.pod_ip)]
     return errs
@@ -383,8 +384,68 @@ def _validate_spread(constraints: list[dict], path: Path) -> list[FieldError]:
     return errs
 
 
+TAINT_EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+def _go_string(v) -> str:
+    return '"' + str(v).replace('"', '\\"') + '"'
+
+
+def _validate_tolerations(tolerations: list[dict], path: Path) -> list[FieldError]:
+    """validateTolerations (pkg/apis/core/validation): a key is a label name; an empty key needs
+    operator Exists; tolerationSeconds only with NoExecute; Exists takes no value, Equal a label value;
+    the effect, when set, is one of the three."""
+    errs = []
+    for i, t in enumerate(tolerations):
+        tp = path.index(i)
+        key, op, value, effect = (str(t.get(k) or "") for k in ("key", "operator", "value", "effect"))
+        if key:
+            errs += [invalid(tp.child("key"), key, m) for m in names.is_qualified_name(key)]
+        elif op != "Exists":
+            errs.append(invalid(tp.child("operator"), op, 'operator must be Exists when `key` is empty, which '
+                                                          'means "match all values and all keys"'))
+        if t.get("tolerationSeconds") is not None and effect != "NoExecute":
+            errs.append(invalid(tp.child("effect"), effect, "effect must be 'NoExecute' when `tolerationSeconds` is set"))
+        if op in ("", "Equal"):
+            errs += [invalid(tp.child("operator"), value, m) for m in names.is_valid_label_value(value)]
+        elif op == "Exists":
+            if value:
+                seconds = t.get("tolerationSeconds")
+                shown = GoStruct(f"core.Toleration{{Key:{_go_string(key)}, Operator:{_go_string(op)}, "
+                                 f"Value:{_go_string(value)}, Effect:{_go_string(effect)}, TolerationSeconds:"
+                                 + ("(*int64)(nil)}" if seconds is None else f"(*int64)({seconds})}}"))
+                errs.append(invalid(tp.child("operator"), shown, "value must be empty when `operator` is 'Exists'"))
+        else:
+            errs.append(not_supported(tp.child("operator"), op, ["Equal", "Exists"]))
+        if effect and effect not in TAINT_EFFECTS:
+            errs.append(not_supported(tp.child("effect"), effect, TAINT_EFFECTS))
+    return errs
+
+
+def _validate_taints(taints: list[dict], path: Path) -> list[FieldError]:
+    """validateNodeTaints: a label-name key, a label value, an effect that is required and one of the
+    three, and at most one taint per (key, effect)."""
+    errs, seen = [], set()
+    for i, t in enumerate(taints):
+        tp = path.index(i)
+        key, value, effect = (str(t.get(k) or "") for k in ("key", "value", "effect"))
+        errs += [invalid(tp.child("key"), key, m) for m in names.is_qualified_name(key)]
+        errs += [invalid(tp.child("value"), value, m) for m in names.is_valid_label_value(value)]
+        if not effect:
+            errs.append(required(tp.child("effect"), ""))
+        elif effect not in TAINT_EFFECTS:
+            errs.append(not_supported(tp.child("effect"), effect, TAINT_EFFECTS))
+        if (key, effect) in seen:
+            taint = GoStruct(f"core.Taint{{Key:{_go_string(key)}, Value:{_go_string(value)}, "
+                             f"Effect:{_go_string(effect)}, TimeAdded:<nil>}}")
+            errs.append(FieldError("Duplicate value", str(tp), "taints must be unique by key and effect pair", taint, True))
+        seen.add((key, effect))
+    return errs
+
+
 def validate_node(node: Node) -> list[FieldError]:
     errs = validate_meta(node.metadata, names.is_dns1123_subdomain, namespaced=False)
+    errs += _validate_taints(node.taints, Path("spec.taints"))
     if node.pod_cidr:
         errs += [invalid(Path("spec.podCIDR"), node.pod_cidr, m) for m in names.is_valid_cidr(node.pod_cidr)]
     if node.internal_ip:

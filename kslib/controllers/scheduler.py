@@ -1,8 +1,11 @@
 """The scheduler and the kubelet, as far as Service networking needs them.
 
-The scheduler binds a pending Pod to a ready node that satisfies its nodeSelector, its required
+The scheduler binds a pending Pod to a ready node that satisfies its nodeSelector, tolerates the
+node's NoSchedule and NoExecute taints (a kubeadm control plane's
+``node-role.kubernetes.io/control-plane:NoSchedule`` keeps ordinary pods off it), and meets its required
 pod anti-affinity and its DoNotSchedule topology spread constraints; among those it prefers the
-node that breaks the least preferred anti-affinity weight and ScheduleAnyway spread, then the node
+node that breaks the least preferred anti-affinity weight, ScheduleAnyway spread and untolerated
+PreferNoSchedule taints, then the node
 with fewest pods of the same owner, then fewest pods (a stand-in for kube-scheduler's weighted
 scores, which a real cluster mixes with resource scores). A pod no node fits stays Pending. The kubelet then starts it: the CNI gives it the
 next address of the node's podCIDR (host network pods use the node's IP), phase Running, Ready
@@ -62,10 +65,29 @@ def _spread_ok(pod: Pod, c: dict, nodes: dict, candidates: list, placed: list[Po
             and counts.get(_topology_value(n, key), 0) + self_match - least <= c["maxSkew"]]
 
 
+def tolerates(toleration: dict, taint: dict) -> bool:
+    """Toleration.ToleratesTaint (k8s.io/api core/v1): the effect, when set, must be the taint's; the key,
+    when set, must be the taint's (an empty key with Exists matches every key); Exists matches any
+    value, Equal (or no operator) the same value."""
+    if toleration.get("effect") and toleration.get("effect") != taint.get("effect"):
+        return False
+    if toleration.get("key") and toleration.get("key") != taint.get("key"):
+        return False
+    op = toleration.get("operator") or "Equal"
+    return op == "Exists" or (op == "Equal" and (toleration.get("value") or "") == (taint.get("value") or ""))
+
+
+def untolerated(pod: Pod, node, effects: tuple[str, ...]) -> list[dict]:
+    """The node's taints with one of ``effects`` that none of the pod's tolerations tolerates."""
+    return [t for t in node.taints if t.get("effect") in effects
+            and not any(tolerates(tol, t) for tol in pod.tolerations)]
+
+
 def schedule(api: APIServer, pod: Pod) -> str | None:
     nodes = {n.name: n for n in api.list("Node")}
     candidates = [n for n in nodes.values() if n.ready
-                  and all(n.metadata.labels.get(k) == v for k, v in pod.node_selector.items())]
+                  and all(n.metadata.labels.get(k) == v for k, v in pod.node_selector.items())
+                  and not untolerated(pod, n, ("NoSchedule", "NoExecute"))]      # TaintToleration filter
     placed = [p for p in api.list("Pod", pod.namespace) if p.node_name and not p.terminating and p.key != pod.key]
     for term in _anti_affinity(pod, "required"):
         taken = _domains(nodes, placed, term)
@@ -78,7 +100,7 @@ def schedule(api: APIServer, pod: Pod) -> str | None:
         return None
     # soft preferences: preferred anti-affinity (the weight of each term a node's domain breaks) and
     # ScheduleAnyway spread (matching pods in the node's domain), before the default spreading
-    penalty = {n.name: 0 for n in candidates}
+    penalty = {n.name: len(untolerated(pod, n, ("PreferNoSchedule",))) for n in candidates}
     for pref in _anti_affinity(pod, "preferred"):
         term = pref.get("podAffinityTerm") or {}
         taken = _domains(nodes, placed, term)
