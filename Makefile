@@ -7,9 +7,10 @@ VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK   := binder/requirements.txt
 
-# Debian packages for the kernel lab (tests marked `kernel`), and the commands they provide.
-SYSTEM_DEPS  := iptables nftables iproute2 conntrack
-SYSTEM_CMDS  := iptables-restore nft ip conntrack
+# Debian packages for the kernel lab (tests marked `kernel`) and the browser test (tests/browser:
+# Debian's chromium, driven by Playwright), and the commands they provide.
+SYSTEM_DEPS  := iptables nftables iproute2 conntrack chromium
+SYSTEM_CMDS  := iptables-restore nft ip conntrack chromium
 
 NUMBA_CACHE := $(CURDIR)/.cache/numba
 PYTEST_ARGS ?=
@@ -25,7 +26,7 @@ help:
 	@echo "               (papermill, quick mode) and the kernel lab where root + netns allow"
 	@echo ""
 	@echo "  make install        only build/refresh $(VENV) from $(LOCK)"
-	@echo "  make system-deps    Debian packages for the kernel lab (root + apt-get only)"
+	@echo "  make system-deps    Debian packages for the kernel lab and the browser test (root + apt-get only)"
 	@echo "  make clean          remove $(VENV) and caches"
 	@echo ""
 	@echo "  PYTHON=$(PYTHON) (needs 3.11+)   PYTEST_ARGS='...' passes extra pytest arguments"
@@ -58,9 +59,9 @@ system-deps:
 	if [ -z "$$missing" ]; then \
 		echo "system-deps: skipped: $(SYSTEM_CMDS) already present"; \
 	elif [ "$$(id -u)" != 0 ]; then \
-		echo "system-deps: skipped: not root (missing:$$missing); kernel-lab tests will skip"; \
+		echo "system-deps: skipped: not root (missing:$$missing); kernel-lab and browser tests will skip"; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
-		echo "system-deps: skipped: no apt-get (missing:$$missing); kernel-lab tests will skip"; \
+		echo "system-deps: skipped: no apt-get (missing:$$missing); kernel-lab and browser tests will skip"; \
 	else \
 		echo "system-deps: installing $(SYSTEM_DEPS) (missing:$$missing)"; \
 		export DEBIAN_FRONTEND=noninteractive; \

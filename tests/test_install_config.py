@@ -18,7 +18,7 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;=<>!~]+)$")
 DIRECT = [
     "numpy", "numba", "plotly", "anywidget", "ipywidgets", "jupyterlab", "papermill",
     "pyyaml", "ipykernel", "tqdm", "pytest", "pytest-xdist", "hypothesis", "nbformat",
-    "nbclient", "nbstripout",
+    "nbclient", "nbstripout", "playwright", "nbgitpuller",
 ]
 
 
@@ -158,3 +158,22 @@ def test_readme_opens_with_make_lab_and_make_test():
     assert m, "README.md has no command block"
     block = m[1]
     assert "make lab" in block and "make test" in block, "first command block must hold make lab and make test"
+
+
+def test_jupyterhub_guide_config_and_link_are_usable():
+    """docs/jupyterhub.md: its z2jh config is valid YAML with the keys z2jh reads, and its nbgitpuller
+    link opens the first lesson of this repository's layout."""
+    import re
+    from urllib.parse import parse_qs, urlparse
+    text = (ROOT / "docs" / "jupyterhub.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    su = yaml.safe_load(block)["singleuser"]
+    assert su["defaultUrl"] == "/lab" and su["image"]["name"] and su["image"]["tag"]
+    assert {"guarantee", "limit"} <= set(su["memory"]) and {"guarantee", "limit"} <= set(su["cpu"])
+    assert su["extraEnv"]["KSLIB_QUICK"] == "1"
+    (link,) = re.findall(r"https://hub\.example\.org/hub/user-redirect/git-pull\?\S+", text)
+    q = parse_qs(urlparse(link).query)
+    repo_dir = q["repo"][0].rstrip("/").rsplit("/", 1)[-1]
+    assert q["urlpath"][0].startswith(f"lab/tree/{repo_dir}/")
+    assert (ROOT / q["urlpath"][0].split(f"lab/tree/{repo_dir}/", 1)[1]).is_file()
+    assert "--target-repo-dir" in text and canonicalize_name("nbgitpuller") in _lock()
