@@ -43,7 +43,7 @@ from .controllers.endpointslice import wants_slices
 from .dataplane import entry as E
 from .dataplane.codes import FROM_WIRE
 from .dataplane.network import ClusterNetwork, ip_int
-from .dataplane.rules import BUILTIN_CHAINS, IptablesSaveError, Rule, parse
+from .dataplane.rules import BUILTIN_CHAINS, IptablesSaveError, Rule, meaning, parse
 from .dataplane.trace import Connection
 
 DATA = Path(__file__).parent / "data"
@@ -686,14 +686,6 @@ def owner(chain: str) -> str:
     return "another program"
 
 
-def meaning(r: Rule):
-    """What a rule does, whatever order its arguments were written in (kube-proxy's or iptables-save's):
-    IP-header matches are order free, ``-m`` matches run in order; comments change nothing."""
-    header = ("src", "dst", "proto", "in", "out")
-    return (frozenset(m for m in r.matches if m.kind in header), tuple(m for m in r.matches if m.kind not in header),
-            r.target, r.goto, tuple(sorted(r.target_args.items())))
-
-
 @dataclass(frozen=True)
 class ChainComparison:
     """One chain of the model's rendering and of the dump: ``status`` is "same", "same rules, other
@@ -797,4 +789,4 @@ def agreement(dump: NodeDump, probes, n: int = 24) -> list[Agreement]:
 __all__ = ["Agreement", "ChainComparison", "KUBECTL", "Layers", "NodeDump", "SAMPLE", "SAMPLE_NODE", "SAMPLE_NODE_DUMP",
            "IptablesSaveError", "SliceDifference", "Setting", "Snapshot", "SnapshotError", "agreement", "compare_rules",
            "compare_slices", "comparison_counts", "get_nodes", "infer_settings", "layers", "load", "managed_view",
-           "meaning", "node_rules", "owner", "read", "set_pod_ready", "taken_at", "trace_text", "Traced"]
+           "node_rules", "owner", "read", "set_pod_ready", "taken_at", "trace_text", "Traced"]

@@ -127,16 +127,22 @@ def test_recorded_branch_agrees_with_the_model_now():
     assert kernel.ruleset_diff("iptables", c.render("node-1"), res["modes"]["iptables"]["ruleset"]) == ([], [])
 
 
+def ruleset(line, table="nat"):
+    """One rule as an iptables-restore text, its chains declared."""
+    chains = {line.split()[1], "KUBE-MARK-MASQ"}
+    return f"*{table}\n" + "".join(f":{c} - [0:0]\n" for c in sorted(chains)) + line + "\nCOMMIT\n"
+
+
 def test_iptables_canonical_form():
     a = "-A KUBE-SEP-X -m comment --comment default/web -s 10.244.1.4 -j KUBE-MARK-MASQ"
     b = '-A KUBE-SEP-X -s 10.244.1.4/32 -m comment --comment "default/web" -j KUBE-MARK-MASQ'
-    assert kernel.kube_lines("iptables", a) == kernel.kube_lines("iptables", b)
-    assert kernel.kube_lines("iptables", "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000") == \
-        kernel.kube_lines("iptables", "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000")
-    assert kernel.kube_lines("iptables", "-A KUBE-X -j REJECT") == \
-        kernel.kube_lines("iptables", "-A KUBE-X -j REJECT --reject-with icmp-port-unreachable")
-    assert kernel.kube_lines("iptables", "-A KUBE-X -s 10.0.0.1 -j ACCEPT") != \
-        kernel.kube_lines("iptables", "-A KUBE-X -s 10.0.0.2 -j ACCEPT")
+    assert kernel.kube_lines("iptables", ruleset(a)) == kernel.kube_lines("iptables", ruleset(b))
+    assert kernel.kube_lines("iptables", ruleset("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000")) == \
+        kernel.kube_lines("iptables", ruleset("-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000"))
+    assert kernel.kube_lines("iptables", ruleset("-A KUBE-X -j REJECT", "filter")) == \
+        kernel.kube_lines("iptables", ruleset("-A KUBE-X -j REJECT --reject-with icmp-port-unreachable", "filter"))
+    assert kernel.kube_lines("iptables", ruleset("-A KUBE-X -s 10.0.0.1 -j ACCEPT", "filter")) != \
+        kernel.kube_lines("iptables", ruleset("-A KUBE-X -s 10.0.0.2 -j ACCEPT", "filter"))
 
 
 def test_conntrack_tuple_and_homogeneity():

@@ -119,6 +119,18 @@ class Ruleset:
         return sum(len(c.rules) for t in self.tables.values() for c in t.values())
 
 
+HEADER_MATCHES = ("src", "dst", "proto", "in", "out")
+
+
+def meaning(r: Rule):
+    """What a rule does, whatever order and spelling its arguments were written in (kube-proxy's
+    iptables-restore input or what iptables-save prints back): IP-header matches are order free
+    (ip_packet_match), ``-m`` matches run in order; comments change nothing."""
+    return (frozenset(m for m in r.matches if m.kind in HEADER_MATCHES),
+            tuple(m for m in r.matches if m.kind not in HEADER_MATCHES),
+            r.target, r.goto, tuple(sorted(r.target_args.items())))
+
+
 # ---- value readers ----------------------------------------------------------------------------------
 def parse_cidr(text: str) -> tuple[int, int]:
     """``10.0.0.0/8``, ``10.1.2.3``, ``10.0.0.0/255.0.0.0`` -> (network as int, prefix length)."""

@@ -12,12 +12,12 @@ import datetime as dt
 import json
 import platform
 import re
-import shlex
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dataplane.rules import meaning, parse
 from .dataplanes import chi2_sf
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "lab_recorded.json"
@@ -259,51 +259,19 @@ def conntrack_tuples(lines) -> set:
     return {t for t in map(conntrack_tuple, lines) if t}
 
 
-def _iptables_canonical(rule: str) -> str:
-    """One ``-A`` rule as a sorted list of its option groups, in the spellings the kernel prints:
-    iptables-nft prints a rule's matches in its own order (``-s``/``-d``/``-p`` first), ``--or-mark X``
-    as ``--set-xmark X/X``, and a statistic probability with 11 decimals (kept in 31 bits)."""
-    tokens = shlex.split(rule)
-    chain, groups, cur = tokens[1], [], []
-    for tok in tokens[2:]:
-        if (tok.startswith("-") and not cur[-1:] == ["!"]) or tok == "!":
-            if cur and cur != ["!"]:
-                groups.append(cur)
-                cur = []
-        cur.append(tok)
-    groups.append(cur)
-    out = []
-    for g in groups:
-        if g[0] == "--or-mark":                       # MARK --or-mark X is --set-xmark X/X
-            g = ["--set-xmark", f"{g[1]}/{g[1]}"]
-        elif g[0] == "--xor-mark":                    # MARK --xor-mark X is --set-xmark X/0x0
-            g = ["--set-xmark", f"{g[1]}/0x0"]
-        elif g[0] == "--probability":
-            g = [g[0], f"{float(g[1]):.4f}"]
-        elif g[0] in ("-s", "-d") and "/" not in g[1]:  # an address is a /32 network
-            g = [g[0], g[1] + "/32"]
-        out.append(" ".join(g))
-    if "-j REJECT" in out and not any(o.startswith("--reject-with") for o in out):
-        out.append("--reject-with icmp-port-unreachable")   # REJECT's default, printed by the kernel
-    return f"-A {chain} " + " ".join(sorted(out))
+def _kube_rules(text: str) -> list:
+    """kube-proxy's iptables rules in a ruleset (its KUBE- chains and the jumps to them), parsed by the
+    engine's own parser, which reads kube-proxy's spelling and iptables-save's alike."""
+    return [r for r in parse(text, source="ruleset").rules() if "KUBE-" in r.chain or "KUBE-" in r.target]
 
 
-def kube_lines(mode: str, text: str) -> list[str]:
+def kube_lines(mode: str, text: str) -> list:
     """kube-proxy's rules in a ruleset, comparable between what the model renders and what the kernel
-    prints: iptables ``-A`` rules of the KUBE- chains and the jumps to them, in canonical form
-    (``_iptables_canonical``); nftables statements inside chains, whitespace collapsed."""
+    prints: iptables rules as (table, chain, meaning) (``kslib.dataplane.rules.meaning``: the same
+    rule in either spelling is equal); nftables statements inside chains, whitespace collapsed."""
     if mode == "iptables":
-        return [_iptables_canonical(ln) for ln in text.splitlines() if ln.startswith("-A ") and "KUBE-" in ln]
-    out, chain = [], False
-    for ln in text.splitlines():
-        s = " ".join(ln.split())
-        if s.startswith("chain "):
-            chain = True
-        elif chain and s == "}":
-            chain = False
-        elif chain and s and not s.startswith(("type ", "comment ")):
-            out.append(s)
-    return out
+        return [(r.table, r.chain, meaning(r)) for r in _kube_rules(text)]
+    return [s for statements in nft_chains(text).values() for s in statements]
 
 
 def nft_chains(text: str) -> dict:
@@ -330,29 +298,30 @@ def spelling_pairs(rendered: str, kernel: str) -> list[tuple[str, str]]:
 
 def chain_sizes(mode: str, text: str) -> dict:
     """{chain: number of rules (statements)} of kube-proxy's chains in a ruleset."""
-    sizes = Counter()
     if mode == "iptables":
-        for ln in text.splitlines():
-            if ln.startswith("-A ") and "KUBE-" in ln:
-                sizes[ln.split()[1]] += 1
-        return dict(sizes)
-    chain = None
-    for ln in text.splitlines():
-        s = " ".join(ln.split())
-        if s.startswith("chain "):
-            chain = s.split()[1]
-            sizes[chain] += 0
-        elif chain and s == "}":
-            chain = None
-        elif chain and s and not s.startswith(("type ", "comment ")):
-            sizes[chain] += 1
-    return dict(sizes)
+        return dict(Counter(r.chain for r in _kube_rules(text)))
+    return {chain: len(statements) for chain, statements in nft_chains(text).items()}
 
 
 def ruleset_diff(mode: str, rendered: str, kernel: str) -> tuple[list[str], list[str]]:
-    """(lines only the model rendered, lines only the kernel printed), as multisets of ``kube_lines``."""
-    a, b = Counter(kube_lines(mode, rendered)), Counter(kube_lines(mode, kernel))
-    return sorted((a - b).elements()), sorted((b - a).elements())
+    """(rules only the model rendered, rules only the kernel printed), compared as multisets of
+    ``kube_lines`` and shown as written on each side."""
+    def texts(text: str) -> list[tuple]:
+        if mode == "iptables":
+            return [((r.table, r.chain, meaning(r)), r.text) for r in _kube_rules(text)]
+        return [(s, s) for s in kube_lines(mode, text)]
+    a, b = texts(rendered), texts(kernel)
+    only_a = Counter(k for k, _ in a) - Counter(k for k, _ in b)
+    only_b = Counter(k for k, _ in b) - Counter(k for k, _ in a)
+
+    def pick(items, left):
+        out = []
+        for k, t in items:
+            if left[k] > 0:
+                left[k] -= 1
+                out.append(t)
+        return sorted(out)
+    return pick(a, only_a), pick(b, only_b)
 
 
 @dataclass(frozen=True)
