@@ -586,6 +586,13 @@ class NodeDump:
         self.cluster, self.node, self.text = cluster, node, text
         self.source = source or f"{node} iptables-save"
         self.ruleset = parse(text, source=self.source)
+        for r in self.ruleset.rules():
+            for m in r.matches:
+                if m.kind == "set":
+                    # the dump brings no ipsets (ipset list is another command); iptables-restore
+                    # would answer "Set ... doesn't exist." too
+                    raise IptablesSaveError(r.line_no, m.args[0], f"Set {m.args[0]} doesn't exist: a pasted "
+                                            "iptables-save brings no ipsets", self.source)
         self._lines = {r.text: r.line_no for r in self.ruleset.rules()}
         self._net: ClusterNetwork | None = None
         self._version = None

@@ -152,28 +152,33 @@ def chi_square(observed, expected):
 
 
 # ---- (a) the engine against the reference --------------------------------------------------------------------
-@pytest.mark.parametrize("seed", [3, 11])
-def test_engine_and_reference_agree_packet_by_packet_on_random_traffic(cluster, seed):
-    base = cluster.network
+def agree_on_random_traffic(cluster, seed: int, packets: int) -> Counter:
+    """The engine and the reference, loaded with ``cluster``'s iptables rules, carry the same ``packets``
+    random packets (new connections from pods, nodes and outside to every address the cluster has,
+    replies of earlier ones, time jumps that let conntrack and affinity expire) to the same fate, rule
+    count and random stream. Returns what the traffic did (tests/test_properties.py uses it too)."""
+    base = cluster._network()
     nodes, pods = list(base.nodes), list(base.pods)
-    net, ref = twin(nodes, pods, {n: t for (n, k), (t, _) in base._parsed.items() if k == "iptables"}, seed, cluster.service_cidr)
-    vips = [s.cluster_ip for s in cluster.services] + ["198.51.100.10", "198.51.100.11", "198.51.100.20",
-                                                       "127.0.0.1"]
-    ports = sorted({p.port for s in cluster.services for p in s.ports}
-                   | {p.node_port for s in cluster.services for p in s.ports if p.node_port}
-                   | {cluster.get("svc", "api-local").health_check_node_port, 8080, 9000, 5353, 10250, 6443, 1})
+    net, ref = twin(nodes, pods, {n: t for (n, k), (t, _) in base._parsed.items() if k == "iptables"}, seed,
+                    cluster.service_cidr)
+    svcs = cluster.services
+    vips = [s.cluster_ip for s in svcs if s.cluster_ip and s.cluster_ip != "None"] + \
+        [i.ip for s in svcs for i in s.ingress] + ["198.51.100.10", "127.0.0.1"]
+    ports = sorted({p.port for s in svcs for p in s.ports} | {p.node_port for s in svcs for p in s.ports if p.node_port}
+                   | {s.health_check_node_port for s in svcs if s.health_check_node_port}
+                   | {8080, 9000, 5353, 10250, 6443, 1})
     externals = ["203.0.113.7", "203.0.113.200", "8.8.8.8"]
     dsts = vips * 3 + [n.ip for n in nodes] + [p.ip for p in pods] + externals
     rnd = random.Random(seed)
     now, pending, seen = 0.0, [], Counter()
-    for k in range(3000):
+    for k in range(packets):
         now += rnd.choice([0.0, 0.001, 0.5, 2.0, 31.0, 61.0, 121.0])     # lets conntrack and affinity expire
         if pending and rnd.random() < 0.25:                                # the reply of an earlier connection
             node, kind, src, dst, sport, dport, proto = pending.pop(rnd.randrange(len(pending)))
             commit, reply = True, True
         else:
             who = rnd.random()
-            if who < 0.5:
+            if who < 0.5 and pods:
                 p = rnd.choice(pods)
                 node, kind, src = p.node, C.FROM_POD, p.ip
             elif who < 0.75:
@@ -181,7 +186,7 @@ def test_engine_and_reference_agree_packet_by_packet_on_random_traffic(cluster, 
                 node, kind, src = n.name, C.LOCAL_OUT, n.ip
             else:
                 node, kind, src = rnd.choice(nodes).name, C.FROM_WIRE, rnd.choice(externals)
-            dst, dport, proto = rnd.choice(dsts), rnd.choice(ports), rnd.choice([6, 6, 17])
+            dst, dport, proto = rnd.choice(dsts), rnd.choice(ports), rnd.choice([6, 6, 17, 132])
             sport, commit, reply = rnd.randrange(1024, 65536), rnd.random() < 0.7, False
         ttl = 120.0 if proto == 6 else 30.0
         got, visited, at = engine_flow(net, node, kind, src, dst, sport, dport, proto, now, commit, ttl, reply)
@@ -197,6 +202,12 @@ def test_engine_and_reference_agree_packet_by_packet_on_random_traffic(cluster, 
         seen["snat"] += got[0] == "delivered" and got[2] != src
         if commit and not reply and got[0] == "delivered":
             pending.append((at, C.FROM_POD if got[1] else C.LOCAL_OUT, got[3], got[2], got[5], got[4], proto))
+    return seen
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_engine_and_reference_agree_packet_by_packet_on_random_traffic(cluster, seed):
+    seen = agree_on_random_traffic(cluster, seed, 3000)
     # the traffic really exercised every path
     assert all(seen[k] >= 30 for k in ("delivered", "rejected", "dropped", "left", "reply", "dnat", "snat")), seen
 

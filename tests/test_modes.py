@@ -56,26 +56,46 @@ DIFFERENCES = {
         "[KP] 2.6 DNAT, no SNAT from a pod; [IPVS] 1.5 Masq (DNAT) forwarding, no masquerade from the pod "
         "CIDR; [CIL] 3.1 E-W: 'no packet ever carries the VIP and no per-packet NAT'"),
     "etp_local_no_local_endpoint": (
-        {"iptables": "dropped", "nftables": "dropped", "ipvs": "fallback", "ebpf": "dropped"},
+        {"iptables": "dropped", "nftables": "dropped", "ipvs": "fallback", "ebpf": "rejected"},
         "[KP] 2.7 'has no local endpoints' DROP / 5.2 no-endpoint-nodeports drop; [IPVS] 1.9 kube-proxy PR "
         "97081: falls back to the cluster endpoints, no masquerade, 'the reply will have the POD address and "
-        "will be discarded'; [CIL] 3.5 external scope holds node-local backends only"),
+        "will be discarded'; [CIL] 3.5 external scope holds node-local backends only, so its count is 0: "
+        "cilium bpf/lib/nodeport.h nodeport_lb4 -> lb4_local DROP_NO_SERVICE -> tail_no_service_ipv4, ICMP "
+        "port unreachable (--service-no-backend-response=reject, the default since Cilium 1.15, PR 28157)"),
     "itp_local_no_local_endpoint": (
         {"iptables": "dropped", "nftables": "dropped", "ipvs": "rejected", "ebpf": "rejected"},
         "[KP] 2.7 DROP / 5.2 no-endpoint-services drop; [K8S] pkg/proxy/serviceport.go UsesClusterEndpoints is "
         "false for an iTP=Local ClusterIP-only service, so the IPVS fallback of 1.9 has no endpoints: a "
         "virtual server without real servers, ip_vs_leave ICMP port unreachable; [CIL] 3.5 internal scope "
         "without backends: connect() fails"),
+    "itp_local_no_local_endpoint_external": (   # iTP=Local on a NodePort or LoadBalancer Service
+        {"iptables": "dropped", "nftables": "dropped", "ipvs": "fallback", "ebpf": "rejected"},
+        "[KP] 2.7 DROP / 5.2 no-endpoint-services drop; [K8S] pkg/proxy/serviceport.go UsesClusterEndpoints is "
+        "true for any externally accessible service ('we need Cluster endpoints to implement short "
+        "circuiting'), so [IPVS] 1.9's fallback fills the ClusterIP virtual server with the cluster "
+        "endpoints; [CIL] 3.5 the internal scope holds node-local backends only: connect() fails"),
     "pod_to_lb_ip_outside_source_ranges": (
         {"iptables": "dropped", "nftables": "dropped", "ipvs": "dropped", "ebpf": "delivered"},
         "[KP] 2.8 KUBE-FW/KUBE-PROXY-FIREWALL and 5.2 firewall-ips drop any source outside the ranges; [IPVS] "
         "1.5 KUBE-SOURCE-RANGES-FIREWALL ends in DROP; [CIL] 3.5 'loadBalancerSourceRanges enforced only for "
         "external traffic' (socket LB from a pod is not filtered)"),
+    "lb_source_ranges_without_endpoints": (   # a client outside loadBalancerSourceRanges, no endpoints at all
+        {"iptables": "rejected", "nftables": "dropped", "ipvs": "dropped", "ebpf": "dropped"},
+        "[K8S] pkg/proxy/iptables/proxier.go: usesFWChain := hasEndpoints && ... LoadBalancerSourceRanges, so "
+        "without endpoints only KUBE-EXTERNAL-SERVICES' 'has no endpoints' REJECT is left; "
+        "pkg/proxy/nftables/proxier.go: usesFWChain has no hasEndpoints term, the firewall-check (filter "
+        "prerouting, before the endpoints check) drops; [IPVS] 1.5 KUBE-SOURCE-RANGES-FIREWALL ends in DROP; "
+        "[CIL] bpf/lib/nodeport.h nodeport_lb4: lb4_src_range_ok fails (DROP_NOT_IN_SRC_RANGE) before lb4_local"),
     "nodeport_snat": (
         {"iptables": "node", "nftables": "node", "ipvs": "node", "ebpf": "node", "ebpf-dsr": "client"},
         "[KP] 2.6 eTP=Cluster NodePort is masqueraded; [IPVS] 1.4 KUBE-NODE-PORT-TCP -> KUBE-MARK-MASQ; "
         "[CIL] 3.4 loadBalancer.mode=snat: client IP lost; dsr: client IP preserved, the backend replies "
         "with the service IP:port"),
+    "nodeport_snat_local_backend": (   # eTP=Cluster, the chosen backend runs on the entry node
+        {"iptables": "node", "nftables": "node", "ipvs": "node", "ebpf": "client"},
+        "[KP] 2.6 KUBE-EXT marks every external packet for masquerade, wherever its endpoint runs; [IPVS] "
+        "1.4 the same mark in KUBE-NODE-PORT; [CIL] bpf/lib/nodeport.h nodeport_lb4: SNAT (or DSR) only "
+        "when !backend_local, a local backend gets the packet with the client's address"),
     "affinity_after_61s_idle": (   # sessionAffinityConfig.clientIP.timeoutSeconds: 60
         {"iptables": "expired", "nftables": "expired", "ipvs": "kept", "ebpf": "expired"},
         "[KP] 2.5 recent --rcheck --seconds 60 / nft affinity set timeout 60s; [CIL] 3.5 expired when "
@@ -236,6 +256,15 @@ def test_external_client_to_a_nodeport(mode):
     assert conn.reply_source == NODE_IP["node-1"]                # DSR: node-2 replies as node-1:30080
 
 
+@all_modes
+def test_external_client_to_a_nodeport_with_the_backend_on_the_entry_node(mode):
+    """Found by tests/test_properties.py: Cilium does not SNAT when the backend is local."""
+    c = cluster(mode, pod("web-1", "node-1"), NODEPORT)
+    conn = c.connect(CLIENT, NODE_IP["node-1"], 30080, via="node-1")
+    assert (conn.outcome, conn.pod, conn.reply_source) == ("delivered", "default/web-1", NODE_IP["node-1"])
+    assert conn.source_ip == {"node": CNI0["node-1"], "client": CLIENT}[expect("nodeport_snat_local_backend", mode)]
+
+
 LOCAL_NP = service("  externalTrafficPolicy: Local\n", kind="NodePort")
 
 
@@ -248,10 +277,10 @@ def test_etp_local_nodeport_with_and_without_a_local_endpoint(mode):
         assert conn.reply_source == NODE_IP[node]
     conn = c.connect(CLIENT, NODE_IP["node-3"], 30080, via="node-3")
     text = trace_text(conn)
-    if expect("etp_local_no_local_endpoint", mode) == "dropped":
-        assert (conn.outcome, conn.pod) == ("dropped", None)
+    if expect("etp_local_no_local_endpoint", mode) in ("dropped", "rejected"):
+        assert (conn.outcome, conn.pod) == (expect("etp_local_no_local_endpoint", mode), None)
         assert {"iptables": "has no local endpoints", "nftables": "vmap @no-endpoint-nodeports => map lookup: drop",
-                "ebpf": "no usable backend"}[mode] in text
+                "ebpf": "no usable backend: ICMP port unreachable"}[mode] in text
     else:                                   # IPVS: cluster endpoints, no masquerade, reply from the pod's address
         assert conn.outcome == "delivered" and conn.pod in ("default/web-1", "default/web-2")
         assert conn.source_ip == CLIENT
@@ -268,6 +297,18 @@ def test_itp_local(mode):
     assert (conn.outcome, conn.pod) == (expect("itp_local_no_local_endpoint", mode), None)
 
 
+@pytest.mark.parametrize("etp", ["Cluster", "Local"])
+@all_modes
+def test_itp_local_without_a_local_endpoint_on_a_nodeport_service(mode, etp):
+    """Found by tests/test_properties.py: a NodePort Service uses its cluster endpoints whatever its eTP,
+    so IPVS falls back to them for its ClusterIP too."""
+    svc = service(f"  internalTrafficPolicy: Local\n  externalTrafficPolicy: {etp}\n", kind="NodePort")
+    c = cluster(mode, client("far", "node-2"), pod("web-1", "node-1"), svc)
+    conn = c.connect("far", vip(c), 80)
+    want = expect("itp_local_no_local_endpoint_external", mode)
+    assert (conn.outcome, conn.pod) == (("delivered", "default/web-1") if want == "fallback" else (want, None))
+
+
 # ---- LoadBalancer source ranges ----------------------------------------------------------------------------------
 SOURCE_RANGES = service("  loadBalancerSourceRanges: [203.0.113.0/25]\n", kind="LoadBalancer",
                         status="status:\n  loadBalancer: {ingress: [{ip: 198.51.100.10}]}\n")
@@ -282,9 +323,19 @@ def test_lb_source_ranges(mode):
     assert (conn.outcome, conn.pod) == ("dropped", None)
     assert {"iptables": "traffic not accepted by KUBE-FW-", "nftables": "ip saddr != { 203.0.113.0/25 } drop => DROP",
             "ipvs": "-A KUBE-SOURCE-RANGES-FIREWALL -j DROP => DROP",
-            "ebpf": "no usable backend (or source not allowed): drop"}[mode] in trace_text(conn)
+            "ebpf": "source outside loadBalancerSourceRanges: drop"}[mode] in trace_text(conn)
     assert c.connect("client", "198.51.100.10", 80).outcome == expect("pod_to_lb_ip_outside_source_ranges", mode)
     assert c.connect("client", vip(c), 80).outcome == "delivered"       # the ClusterIP is never filtered
+
+
+@all_modes
+def test_lb_source_ranges_without_endpoints(mode):
+    """Found by tests/test_properties.py: with no endpoints, the firewall is kube-proxy's in iptables mode
+    only while the Service has endpoints; an allowed client is refused in every mode."""
+    c = cluster(mode, client(), SOURCE_RANGES)
+    assert c.connect("203.0.113.200", "198.51.100.10", 80).outcome == \
+        expect("lb_source_ranges_without_endpoints", mode)
+    assert c.connect("203.0.113.5", "198.51.100.10", 80, via="node-1").outcome == "rejected"
 
 
 # ---- ClientIP session affinity -----------------------------------------------------------------------------------

@@ -113,28 +113,30 @@ class EndpointSlice(Named):
         meta = ObjectMeta.read(r, d)
         root = Path("")
         eps = []
-        for i, e in enumerate(r.items(d, "endpoints", root)):
-            ep = Path("endpoints").index(i)
-            if not isinstance(e, dict):
-                continue
+        for ep, e in r.objects(d, "endpoints", root):
             c = r.obj(e, "conditions", ep)
             cp = ep.child("conditions")
             hints = r.obj(e, "hints", ep)
+            hp = ep.child("hints")
+            target_ref = r.get(e, "targetRef", dict, ep, None)
+            for key in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"):
+                r.get(target_ref, key, str, ep.child("targetRef"))
             eps.append(Endpoint(
-                addresses=[str(a) for a in r.items(e, "addresses", ep)],
+                addresses=r.strs(e, "addresses", ep),
                 conditions=EndpointConditions(ready=r.get(c, "ready", bool, cp, None),
                                               serving=r.get(c, "serving", bool, cp, None),
                                               terminating=r.get(c, "terminating", bool, cp, None)),
                 hostname=r.get(e, "hostname", str, ep, None),
                 node_name=r.get(e, "nodeName", str, ep, None),
                 zone=r.get(e, "zone", str, ep, None),
-                target_ref=r.get(e, "targetRef", dict, ep, None),
-                hints_zones=[z.get("name") for z in hints["forZones"]] if "forZones" in hints else None,
-                hints_nodes=[n.get("name") for n in hints["forNodes"]] if "forNodes" in hints else None,
+                target_ref=target_ref,
+                hints_zones=[r.get(z, "name", str, zp, "") for zp, z in r.objects(hints, "forZones", hp)]
+                if hints.get("forZones") is not None else None,
+                hints_nodes=[r.get(n, "name", str, np_, "") for np_, n in r.objects(hints, "forNodes", hp)]
+                if hints.get("forNodes") is not None else None,
             ))
         ports = []
-        for i, p in enumerate(r.items(d, "ports", root)):
-            pp = Path("ports").index(i)
+        for pp, p in r.objects(d, "ports", root):
             ports.append(EndpointPort(name=r.get(p, "name", str, pp, ""), port=r.get(p, "port", int, pp, None),
                                       protocol=r.get(p, "protocol", str, pp, "TCP"),
                                       app_protocol=r.get(p, "appProtocol", str, pp, None)))

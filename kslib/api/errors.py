@@ -34,12 +34,20 @@ def _show(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return str(value)
+        return _text(value)
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, (list, tuple)):
-        return "[]string{" + ", ".join(json.dumps(str(v)) for v in value) + "}"
-    return str(value)
+        return "[]string{" + ", ".join(json.dumps(_text(v)) for v in value) + "}"
+    return _text(value)
+
+
+def _text(value) -> str:
+    try:
+        return str(value)
+    except ValueError:
+        # str() refuses an integer over 4300 digits (sys.get_int_max_str_digits), even inside a list
+        return f"<{type(value).__name__} too large to print>"
 
 
 @dataclass(frozen=True)

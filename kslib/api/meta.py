@@ -16,15 +16,17 @@ _TYPE_NAMES = {int: "an integer", str: "a string", bool: "a boolean", dict: "an 
 class Reader:
     """Collects decoding errors for one object; ``done()`` raises them all at once."""
 
-    def __init__(self, kind: str, name: str):
-        self.kind, self.name = kind, name
+    def __init__(self, kind: str, name):
+        self.kind, self.name = kind, name if isinstance(name, str) else ""
         self.errors: list[FieldError] = []
 
-    def get(self, d: dict, key: str, typ, path: Path, default=None):
+    def get(self, d: dict, key: str, typ, path: Path, default=None, bits: int = 32):
+        """``d[key]`` if it has the JSON type ``typ`` (an int must fit the Go field's int32, or int64
+        with ``bits=64``, as the API server's decoder demands); else an error at ``path.key``."""
         if not isinstance(d, dict) or key not in d or d[key] is None:
             return default
         value = d[key]
-        ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+        ok = isinstance(value, typ) and not (isinstance(value, bool) and typ is not bool)
         if typ is float and isinstance(value, int) and not isinstance(value, bool):
             ok = True
         if not ok:
@@ -32,6 +34,13 @@ class Reader:
                 "an integer or a string"
             self.errors.append(invalid(path.child(key), value, f"must be {want}"))
             return default
+        if isinstance(value, int) and not isinstance(value, bool) and typ is not float:
+            lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+            if not lo <= value <= hi:
+                # the decoder answers "cannot unmarshal number ... of type int32" before validation
+                self.errors.append(invalid(path.child(key), value, f"must be an integer between {lo} and {hi} "
+                                                                   f"(int{bits})"))
+                return default
         return value
 
     def obj(self, d: dict, key: str, path: Path) -> dict:
@@ -39,6 +48,27 @@ class Reader:
 
     def items(self, d: dict, key: str, path: Path) -> list:
         return self.get(d, key, list, path, []) or []
+
+    def strs(self, d: dict, key: str, path: Path) -> list[str]:
+        """A list of strings (a JSON null item decodes to "", as into a Go []string)."""
+        out = []
+        for i, v in enumerate(self.items(d, key, path)):
+            if v is not None and not isinstance(v, str):
+                self.errors.append(invalid(path.child(key).index(i), v, "must be a string"))
+            else:
+                out.append(v or "")
+        return out
+
+    def objects(self, d: dict, key: str, path: Path) -> list[tuple[Path, dict]]:
+        """A list of objects with the path of each."""
+        out = []
+        for i, v in enumerate(self.items(d, key, path)):
+            p = path.child(key).index(i)
+            if not isinstance(v, dict):
+                self.errors.append(invalid(p, v, "must be an object"))
+            else:
+                out.append((p, v))
+        return out
 
     def strmap(self, d: dict, key: str, path: Path) -> dict[str, str] | None:
         raw = self.get(d, key, dict, path, None)
@@ -86,7 +116,7 @@ class ObjectMeta:
             generate_name=r.get(m, "generateName", str, p, ""),
             creation_timestamp=r.get(m, "creationTimestamp", str, p, None),
             deletion_timestamp=r.get(m, "deletionTimestamp", str, p, None),
-            owner_references=[o for o in r.items(m, "ownerReferences", p) if isinstance(o, dict)],
+            owner_references=[_owner_reference(r, o, op) for op, o in r.objects(m, "ownerReferences", p)],
         )
 
     def to_dict(self) -> dict:
@@ -112,6 +142,15 @@ class ObjectMeta:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+def _owner_reference(r: Reader, o: dict, p: Path) -> dict:
+    """An ownerReference: the fields kslib's controllers read, type-checked, the rest kept as given."""
+    for k in ("apiVersion", "kind", "name", "uid"):
+        r.get(o, k, str, p)
+    for k in ("controller", "blockOwnerDeletion"):
+        r.get(o, k, bool, p)
+    return dict(o)
 
 
 class Named:

@@ -1,6 +1,8 @@
 """Node: a machine of the cluster, with its InternalIP, podCIDR, zone, allocatable CPU and taints."""
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 
 from .errors import Path, invalid
@@ -8,14 +10,21 @@ from .meta import Named, ObjectMeta, Reader
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+_CPU = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 
 
 def parse_cpu(q) -> int:
-    """A CPU quantity ("4", "3500m", 2) in millicores."""
-    s = str(q).strip()
-    if s.endswith("m"):
-        return int(float(s[:-1]))
-    return int(round(float(s) * 1000))
+    """A CPU quantity ("4", "3500m", "1e3", 2) in millicores; ValueError for anything else (a
+    non-negative decimal number with an optional exponent or m: the forms of resource.Quantity a
+    node's CPU takes)."""
+    if isinstance(q, bool) or not isinstance(q, (str, int, float)):
+        raise ValueError("not a quantity")
+    s = str(q).strip() if not isinstance(q, int) or q.bit_length() < 64 else "too large"
+    number, milli = (s[:-1], True) if s.endswith("m") else (s, False)
+    value = float(number) if _CPU.fullmatch(number) else math.nan
+    if not 0 <= value < 1e15:
+        raise ValueError("not a CPU quantity")
+    return int(value) if milli else int(round(value * 1000))
 
 
 @dataclass
@@ -47,12 +56,13 @@ class Node(Named):
         status = r.obj(d, "status", Path(""))
         sp, st = Path("spec"), Path("status")
         node = cls(metadata=meta, pod_cidr=r.get(spec, "podCIDR", str, sp, ""),
-                   taints=[t for t in r.get(spec, "taints", list, sp, []) or [] if isinstance(t, dict)])
-        for i, a in enumerate(r.items(status, "addresses", st)):
-            if isinstance(a, dict) and a.get("type") == "InternalIP" and not node.internal_ip:
-                node.internal_ip = str(a.get("address", ""))
-            if isinstance(a, dict) and a.get("type") == "Hostname":
-                node.hostname = str(a.get("address", ""))
+                   taints=[_taint(r, t, tp) for tp, t in r.objects(spec, "taints", sp)])
+        for ap, a in r.objects(status, "addresses", st):
+            kind, address = r.get(a, "type", str, ap), r.get(a, "address", str, ap, "")
+            if kind == "InternalIP" and not node.internal_ip:
+                node.internal_ip = address
+            if kind == "Hostname":
+                node.hostname = address
         alloc = r.obj(status, "allocatable", st)
         if "cpu" in alloc:
             try:
@@ -60,9 +70,9 @@ class Node(Named):
             except ValueError:
                 r.errors.append(invalid(st.child("allocatable").key("cpu"), alloc["cpu"],
                                         "must be a CPU quantity such as 4 or 3500m"))
-        for c in r.items(status, "conditions", st):
-            if isinstance(c, dict) and c.get("type") == "Ready":
-                node.ready = str(c.get("status")) == "True"
+        for cp, c in r.objects(status, "conditions", st):
+            if r.get(c, "type", str, cp) == "Ready":
+                node.ready = r.get(c, "status", str, cp) == "True"
         r.done()
         return node
 
@@ -82,3 +92,9 @@ class Node(Named):
                 "conditions": [{"type": "Ready", "status": "True" if self.ready else "False"}],
             },
         }
+
+
+def _taint(r: Reader, t: dict, tp: Path) -> dict:
+    for key in ("key", "value", "effect", "timeAdded"):
+        r.get(t, key, str, tp)
+    return t

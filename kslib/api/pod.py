@@ -12,6 +12,70 @@ from .meta import Named, ObjectMeta, Reader
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
+def label_selector(r: Reader, d: dict, key: str, path: Path) -> dict | None:
+    """A metav1.LabelSelector at ``d[key]``, type-checked: matchLabels a string map, matchExpressions
+    objects with a string key and operator and a list of string values. Returned as given."""
+    sel = r.get(d, key, dict, path)
+    if sel is not None:
+        p = path.child(key)
+        r.strmap(sel, "matchLabels", p)
+        for ep, e in r.objects(sel, "matchExpressions", p):
+            r.get(e, "key", str, ep)
+            r.get(e, "operator", str, ep)
+            r.strs(e, "values", ep)
+    return sel
+
+
+def _affinity(r: Reader, spec: dict, sp: Path) -> dict | None:
+    """spec.affinity, kept as given; the pod anti-affinity terms the scheduler reads are type-checked."""
+    affinity = r.get(spec, "affinity", dict, sp)
+    if affinity is None:
+        return None
+    ap = sp.child("affinity")
+    anti = r.get(affinity, "podAntiAffinity", dict, ap) or {}
+    aap = ap.child("podAntiAffinity")
+
+    def term(t: dict, tp: Path):
+        label_selector(r, t, "labelSelector", tp)
+        r.get(t, "topologyKey", str, tp)
+
+    for tp, t in r.objects(anti, "requiredDuringSchedulingIgnoredDuringExecution", aap):
+        term(t, tp)
+    for wp, w in r.objects(anti, "preferredDuringSchedulingIgnoredDuringExecution", aap):
+        r.get(w, "weight", int, wp)
+        t = r.get(w, "podAffinityTerm", dict, wp)
+        if t is not None:
+            term(t, wp.child("podAffinityTerm"))
+    return affinity
+
+
+def _spread(r: Reader, c: dict, cp: Path) -> dict:
+    r.get(c, "maxSkew", int, cp)
+    r.get(c, "topologyKey", str, cp)
+    r.get(c, "whenUnsatisfiable", str, cp)
+    label_selector(r, c, "labelSelector", cp)
+    return c
+
+
+def _toleration(r: Reader, t: dict, tp: Path) -> dict:
+    for key in ("key", "operator", "value", "effect"):
+        r.get(t, key, str, tp)
+    r.get(t, "tolerationSeconds", int, tp, bits=64)
+    return t
+
+
+def _dns_config(r: Reader, spec: dict, sp: Path) -> dict | None:
+    config = r.get(spec, "dnsConfig", dict, sp)
+    if config is not None:
+        p = sp.child("dnsConfig")
+        r.strs(config, "nameservers", p)
+        r.strs(config, "searches", p)
+        for op, o in r.objects(config, "options", p):
+            r.get(o, "name", str, op)
+            r.get(o, "value", str, op)
+    return config
+
+
 @dataclass
 class ContainerPort:
     container_port: int
@@ -76,9 +140,9 @@ class Pod(Named):
         pod.pod_ip = r.get(status, "podIP", str, st, "")
         pod.host_ip = r.get(status, "hostIP", str, st, "")
         pod.phase = r.get(status, "phase", str, st, "") or ""
-        for c in r.items(status, "conditions", st):
-            if isinstance(c, dict) and c.get("type") == "Ready":
-                pod.ready = str(c.get("status")) == "True"
+        for cp, c in r.objects(status, "conditions", st):
+            if r.get(c, "type", str, cp) == "Ready":
+                pod.ready = r.get(c, "status", str, cp) == "True"
                 pod.ready_given = True
         r.done()
         return pod
@@ -88,16 +152,11 @@ class Pod(Named):
         """A PodSpec, from a Pod or from a workload's pod template."""
         def containers(key):
             out = []
-            for i, c in enumerate(r.items(spec, key, sp)):
-                cp = sp.child(key).index(i)
-                if not isinstance(c, dict):
-                    continue
-                ports = []
-                for j, p in enumerate(r.items(c, "ports", cp)):
-                    pp = cp.child("ports").index(j)
-                    ports.append(ContainerPort(container_port=r.get(p, "containerPort", int, pp, 0),
-                                               name=r.get(p, "name", str, pp, ""),
-                                               protocol=r.get(p, "protocol", str, pp, "TCP")))
+            for cp, c in r.objects(spec, key, sp):
+                ports = [ContainerPort(container_port=r.get(p, "containerPort", int, pp, 0),
+                                       name=r.get(p, "name", str, pp, ""),
+                                       protocol=r.get(p, "protocol", str, pp, "TCP"))
+                         for pp, p in r.objects(c, "ports", cp)]
                 out.append(Container(name=r.get(c, "name", str, cp, ""), ports=ports,
                                      image=r.get(c, "image", str, cp, Container.image),
                                      restart_policy=r.get(c, "restartPolicy", str, cp, None)))
@@ -112,13 +171,12 @@ class Pod(Named):
             subdomain=r.get(spec, "subdomain", str, sp, ""),
             host_network=r.get(spec, "hostNetwork", bool, sp, False),
             dns_policy=r.get(spec, "dnsPolicy", str, sp, "ClusterFirst"),
-            dns_config=r.get(spec, "dnsConfig", dict, sp, None),
+            dns_config=_dns_config(r, spec, sp),
             node_selector=r.strmap(spec, "nodeSelector", sp) or {},
-            affinity=r.get(spec, "affinity", dict, sp, None),
-            topology_spread_constraints=[c for c in r.get(spec, "topologySpreadConstraints", list, sp, []) or []
-                                         if isinstance(c, dict)],
-            tolerations=[t for t in r.get(spec, "tolerations", list, sp, []) or [] if isinstance(t, dict)],
-            termination_grace_period_seconds=r.get(spec, "terminationGracePeriodSeconds", int, sp, 30),
+            affinity=_affinity(r, spec, sp),
+            topology_spread_constraints=[_spread(r, c, cp) for cp, c in r.objects(spec, "topologySpreadConstraints", sp)],
+            tolerations=[_toleration(r, t, tp) for tp, t in r.objects(spec, "tolerations", sp)],
+            termination_grace_period_seconds=r.get(spec, "terminationGracePeriodSeconds", int, sp, 30, bits=64),
         )
 
     def spec_dict(self) -> dict:

@@ -157,11 +157,7 @@ class Service(Named):
         spec = r.obj(d, "spec", Path(""))
         sp = Path("spec")
         ports = []
-        for i, p in enumerate(r.items(spec, "ports", sp)):
-            pp = sp.child("ports").index(i)
-            if not isinstance(p, dict):
-                r.errors.append(invalid(pp, p, "must be an object"))
-                continue
+        for pp, p in r.objects(spec, "ports", sp):
             ports.append(ServicePort(
                 port=r.get(p, "port", int, pp, 0),
                 name=r.get(p, "name", str, pp, ""),
@@ -170,10 +166,16 @@ class Service(Named):
                 node_port=r.get(p, "nodePort", int, pp, 0),
                 app_protocol=r.get(p, "appProtocol", str, pp, None),
             ))
+        lb = Path("status.loadBalancer")
         status = r.obj(r.obj(d, "status", Path("")), "loadBalancer", Path("status"))
-        ingress = [LoadBalancerIngress(ip=str(i.get("ip", "")), hostname=str(i.get("hostname", "")),
-                                       ip_mode=i.get("ipMode"))
-                   for i in r.items(status, "ingress", Path("status.loadBalancer")) if isinstance(i, dict)]
+        ingress = [LoadBalancerIngress(ip=r.get(i, "ip", str, ip, ""), hostname=r.get(i, "hostname", str, ip, ""),
+                                       ip_mode=r.get(i, "ipMode", str, ip, None))
+                   for ip, i in r.objects(status, "ingress", lb)]
+        affinity = r.get(spec, "sessionAffinityConfig", dict, sp, None)
+        if affinity is not None:
+            client = r.get(affinity, "clientIP", dict, sp.child("sessionAffinityConfig"))
+            if client is not None:
+                r.get(client, "timeoutSeconds", int, sp.child("sessionAffinityConfig", "clientIP"))
         svc = cls(
             metadata=meta,
             type=r.get(spec, "type", str, sp, ""),
@@ -182,18 +184,18 @@ class Service(Named):
             selector=r.strmap(spec, "selector", sp) or None,
             ports=ports,
             cluster_ip=r.get(spec, "clusterIP", str, sp, ""),
-            cluster_ips=[str(x) for x in r.items(spec, "clusterIPs", sp)],
-            ip_families=[str(x) for x in r.items(spec, "ipFamilies", sp)],
+            cluster_ips=r.strs(spec, "clusterIPs", sp),
+            ip_families=r.strs(spec, "ipFamilies", sp),
             ip_family_policy=r.get(spec, "ipFamilyPolicy", str, sp, None),
             external_name=r.get(spec, "externalName", str, sp, ""),
-            external_ips=[str(x) for x in r.items(spec, "externalIPs", sp)],
+            external_ips=r.strs(spec, "externalIPs", sp),
             session_affinity=r.get(spec, "sessionAffinity", str, sp, ""),
-            affinity_config=r.get(spec, "sessionAffinityConfig", dict, sp, None),
+            affinity_config=affinity,
             external_traffic_policy=r.get(spec, "externalTrafficPolicy", str, sp, ""),
             internal_traffic_policy=r.get(spec, "internalTrafficPolicy", str, sp, None),
             health_check_node_port=r.get(spec, "healthCheckNodePort", int, sp, 0),
             load_balancer_ip=r.get(spec, "loadBalancerIP", str, sp, ""),
-            load_balancer_source_ranges=[str(x) for x in r.items(spec, "loadBalancerSourceRanges", sp)],
+            load_balancer_source_ranges=r.strs(spec, "loadBalancerSourceRanges", sp),
             load_balancer_class=r.get(spec, "loadBalancerClass", str, sp, None),
             allocate_load_balancer_node_ports=r.get(spec, "allocateLoadBalancerNodePorts", bool, sp, None),
             publish_not_ready_addresses=r.get(spec, "publishNotReadyAddresses", bool, sp, False),

@@ -60,6 +60,12 @@ def validate_meta(meta: ObjectMeta, name_check, namespaced: bool = True) -> list
     errs += validate_labels(meta.labels, p.child("labels"))
     for k in meta.annotations:
         errs += [invalid(p.child("annotations"), k, m) for m in names.is_qualified_name(k.lower())]
+    for ref in meta.owner_references:
+        # validateOwnerReference (apimachinery/pkg/api/validation/objectmeta.go); the path has no index
+        op = p.child("ownerReferences")
+        for key, what in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")):
+            if not ref.get(key):
+                errs.append(invalid(op.child(key), ref.get(key) or "", f"{what} must not be empty"))
     return errs
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from .errors import Path, invalid, required
 from .meta import Named, ObjectMeta, Reader
-from .pod import Pod
+from .pod import Pod, label_selector
 
 _OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
@@ -78,10 +78,12 @@ class Workload(Named):
         spec = r.obj(d, "spec", Path(""))
         sp = Path("spec")
         sel = None
-        if "selector" in spec and isinstance(spec["selector"], dict):
-            s = spec["selector"]
-            sel = LabelSelector(match_labels=r.strmap(s, "matchLabels", sp.child("selector")) or {},
-                                match_expressions=r.items(s, "matchExpressions", sp.child("selector")))
+        s = label_selector(r, spec, "selector", sp)      # type errors are noted; read what is well-typed
+        if s is not None:
+            labels = s.get("matchLabels") if isinstance(s.get("matchLabels"), dict) else {}
+            exprs = s.get("matchExpressions") if isinstance(s.get("matchExpressions"), list) else []
+            sel = LabelSelector(match_labels={k: v for k, v in labels.items() if isinstance(v, str)},
+                                match_expressions=[e for e in exprs if isinstance(e, dict)])
         tpl = r.obj(spec, "template", sp)
         tp = sp.child("template")
         tmeta = ObjectMeta(namespace=meta.namespace,

@@ -504,6 +504,13 @@ def run_flow(t, node, kind, pk, now, commit, ttl, reply, hold, stack, tr, trn, o
                     return
                 out[8], out[9] = pk[C.P_DST], pk[C.P_DPORT]
                 pk[C.P_DST], pk[C.P_DPORT], pk[C.P_VIA] = t.be[b, C.B_ADDR], t.be[b, C.B_PORT], C.VIA_SOCK
+                if kind == C.LOCAL_OUT:
+                    # tcp_v4_pre_connect runs the connect4 hook before tcp_v4_connect routes the socket:
+                    # a host socket takes the source address of the route to the backend (the bridge's
+                    # towards a pod on this node), as network.source_address does for a direct connect
+                    rk0, _ = route(t, node, pk[C.P_DST])
+                    if rk0 == C.R_POD or rk0 == C.R_NO_POD:
+                        pk[C.P_SRC] = t.nodes[node, C.N_GW]
         o_src, o_dst, o_sport, o_dport = pk[C.P_SRC], pk[C.P_DST], pk[C.P_SPORT], pk[C.P_DPORT]
         e, d = ct_lookup(t, node, pk, now)
         pk[C.P_MARK] = 0                     # skb->mark is local to a host
@@ -537,15 +544,23 @@ def run_flow(t, node, kind, pk, now, commit, ttl, reply, hold, stack, tr, trn, o
                 if f >= 0 and t.fe[f, C.FE_KIND] == C.KIND_CLUSTERIP:
                     f = -1                   # ClusterIPs are not reachable from outside (non-routable)
                 if f >= 0:
-                    b = -1
+                    # nodeport_lb4 (bpf/lib/nodeport.h): a source outside loadBalancerSourceRanges is
+                    # dropped (DROP_NOT_IN_SRC_RANGE) before any backend is chosen; a frontend with no
+                    # selectable backend (count 0, e.g. eTP=Local on a node without local ones) answers
+                    # ICMP port unreachable (lb4_local DROP_NO_SERVICE -> tail_no_service_ipv4, with
+                    # --service-no-backend-response=reject, the default since Cilium 1.15, PR 28157)
+                    b = -2
                     if t.fe[f, C.FE_SR1] == t.fe[f, C.FE_SR0] or in_ranges(t, t.fe[f, C.FE_SR0], t.fe[f, C.FE_SR1],
                                                                        pk[C.P_SRC]):
                         b = lb_select(t, node, f, pk,
                                       now, True)
                     if tracing:
                         record(tr, trn, C.E_TC_LB, node, -1, -1, -1, f, b, pk[C.P_DST], pk[C.P_DPORT])
-                    if b < 0:
+                    if b == -2:
                         v = C.V_DROP
+                    elif b < 0:
+                        pk[C.P_REJECT_WITH] = 0
+                        v = C.V_REJECT
                     else:
                         vip, vport = pk[C.P_DST], pk[C.P_DPORT]
                         pk[C.P_DST], pk[C.P_DPORT] = t.be[b, C.B_ADDR], t.be[b, C.B_PORT]

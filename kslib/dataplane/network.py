@@ -369,10 +369,21 @@ class ClusterNetwork:
             return 0x7F000001 if dst >> 24 == 127 else dst
         return src
 
-    def ephemeral_port(self, src: int) -> int:
-        k = self._ports.get(src, 0)
-        self._ports[src] = k + 1
-        return C.EPHEMERAL_LO + k % (C.EPHEMERAL_HI - C.EPHEMERAL_LO + 1)
+    def ephemeral_port(self, src: int, node: int) -> int:
+        """The next local port for a socket on ``src``, passing over one that a conntrack entry of this
+        node already answers to (a masqueraded connection's reply tuple): the kernel would remap such a
+        clash at POSTROUTING (nf_nat_core.c: every new connection gets at least a null binding, and
+        get_unique_tuple moves its source port off a used tuple); the model picks a free port at once.
+        Found by tests/test_properties.py (a host socket clashing with a NodePort's masquerade)."""
+        n = int(self.ct.meta[0])
+        ent = self.ct.entries[:n]
+        taken = set(ent[(ent[:, C.CT_NODE] == node) & (ent[:, C.CT_R + 1] == src), C.CT_R + 3].tolist())
+        while True:
+            k = self._ports.get(src, 0)
+            self._ports[src] = k + 1
+            port = C.EPHEMERAL_LO + k % (C.EPHEMERAL_HI - C.EPHEMERAL_LO + 1)
+            if port not in taken or len(taken) > C.EPHEMERAL_HI - C.EPHEMERAL_LO:
+                return port
 
     def _tables(self) -> E.Tables:
         """The engine's tables as one structure, built again only when an array was replaced (a load,
@@ -478,7 +489,7 @@ class ClusterNetwork:
         self._ensure_elements(now)
         self.expire(now)
         src = self.source_address(node, kind, src, dst)
-        sport = self.ephemeral_port(src)
+        sport = self.ephemeral_port(src, node)
         pk = np.zeros(C.P_LEN, np.int64)
         pk[C.P_SRC], pk[C.P_DST], pk[C.P_SPORT], pk[C.P_DPORT], pk[C.P_PROTO] = src, dst, sport, conn.port, proto
         ttl = CT_HELD[proto] if hold else CT_TTL[proto]
@@ -495,6 +506,8 @@ class ClusterNetwork:
         conn.pod = self.pods[out[2]].key if out[2] >= 0 else None
         conn.endpoint = f"{ip(out[3])}:{out[4]}"
         conn.source_ip, conn.source_port = ip(out[5]), int(out[6])
+        if out[8]:        # socket LB: the socket was routed to its backend, whose route gave its source
+            src = int(out[5])
         if out[0] != C.O_LEFT:
             # the reply: from the backend back to the client, following conntrack
             back = np.zeros(C.P_LEN, np.int64)

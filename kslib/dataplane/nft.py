@@ -26,8 +26,10 @@ SELECTORS = {("ip", "saddr"): "ip saddr", ("ip", "daddr"): "ip daddr", ("meta", 
              ("udp", "sport"): "th sport", ("sctp", "sport"): "th sport", ("ip", "protocol"): "meta l4proto"}
 CT_STATES = {"new": "NEW", "established": "ESTABLISHED", "related": "RELATED", "invalid": "INVALID",
              "untracked": "UNTRACKED"}
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|!=|==|[{},;]|\n|[^\s{},;]+')
-_DURATION = re.compile(r"(\d+)(d|h|ms|m|s)")
+# nft's scanner separates words at spaces and tabs only (scanner.l: space, tab, newline)
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|!=|==|[{},;]|[^ \t{},;]+')
+_DURATION = re.compile(r"([0-9]+)(d|h|ms|m|s)")
+MAX_NUMGEN_MOD = 1 << 20
 
 
 class NftError(ValueError):
@@ -72,8 +74,20 @@ def duration(text: str) -> float:
     parts = _DURATION.findall(text)
     if not parts or "".join(a + b for a, b in parts) != text:
         raise ValueError(f"not a duration: {text}")
+    if any(len(a) > 8 for a, _ in parts):
+        raise ValueError("value too large")          # nft's time_parse: at most 8 digits a unit
     unit = {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
     return sum(int(a) * unit[b] for a, b in parts)
+
+
+def number(text: str, hi: int, what: str) -> int:
+    """An unsigned number as nft's scanner reads it (decimal or 0x hex), at most ``hi``."""
+    if not re.fullmatch(r"0[xX][0-9a-fA-F]{1,20}|[0-9]{1,20}", text):
+        raise ValueError(f"{what} must be a number")
+    v = int(text, 16) if text[:2] in ("0x", "0X") else int(text)
+    if v > hi:
+        raise ValueError(f"Value {v} exceeds valid range 0-{hi}")
+    return v
 
 
 def _cidr(text: str) -> tuple[int, int]:
@@ -85,12 +99,15 @@ class _Tokens:
     def __init__(self, text: str, source: str):
         self.toks: list[tuple[str, int]] = []
         self.source = source
-        for no, line in enumerate(text.splitlines(), start=1):
-            if line.lstrip().startswith("#"):
+        # lines end at newline characters only, as nft's scanner counts them (a \r before one is dropped)
+        for no, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
+            if line.lstrip(" \t").startswith("#"):
                 continue
             self.toks.extend((t, no) for t in _TOKEN.findall(line))
             self.toks.append(("\n", no))
         self.i = 0
+        self.refs: list[tuple[str, str, int]] = []     # (map, chain a verdict names, line)
 
     def peek(self, k: int = 0) -> str:
         j = self.i + k
@@ -98,7 +115,8 @@ class _Tokens:
 
     @property
     def line(self) -> int:
-        return self.toks[min(self.i, len(self.toks) - 1)][1] if self.toks else 0
+        """The line of the token read last (the one a failure is about)."""
+        return self.toks[min(max(self.i - 1, 0), len(self.toks) - 1)][1] if self.toks else 0
 
     def next(self) -> str:
         if self.i >= len(self.toks):
@@ -116,8 +134,8 @@ class _Tokens:
         while self.peek() == "\n" or self.peek() == ";":
             self.i += 1
 
-    def fail(self, tok: str, message: str):
-        raise NftError(self.line, tok, message, self.source)
+    def fail(self, tok: str, message: str, line: int | None = None):
+        raise NftError(self.line if line is None else line, tok, message, self.source)
 
 
 def parse(text: str, source: str = "<nft>") -> NftRuleset:
@@ -213,14 +231,14 @@ def _set(tk: _Tokens, name: str, is_map: bool) -> NftSet:
 
 
 def _elements(tk: _Tokens, s: NftSet) -> list:
-    out, parts, value = [], [], None
+    out, parts, value, line = [], [], None, 0
     while True:
         t = tk.next()
         if t == "\n":
             continue
         if t in (",", "}"):
             if parts:
-                out.append((_key(tk, s, parts), value))
+                out.append((_key(tk, s, parts, line), value))
             parts, value = [], None
             if t == "}":
                 return out
@@ -229,29 +247,30 @@ def _elements(tk: _Tokens, s: NftSet) -> list:
         elif t == ":" and s.is_map:
             word = tk.next()
             value = _verdict(word, tk.next() if word in ("jump", "goto") else None, tk.fail)
+            if value[1] is not None:
+                tk.refs.append((s.name, value[1], tk.toks[tk.i - 1][1]))
         else:
+            if not parts:
+                line = tk.toks[tk.i - 1][1]       # an element's errors name the line it starts on
             parts.append(t)
 
 
-def _key(tk: _Tokens, s: NftSet, parts: list[str]) -> tuple:
+def _key(tk: _Tokens, s: NftSet, parts: list[str], line: int) -> tuple:
     vals = [p for k, p in enumerate(parts) if k % 2 == 0]
     if len(vals) != len(s.key) or any(p != "." for k, p in enumerate(parts) if k % 2 == 1):
-        tk.fail(" ".join(parts), f"element does not match the set's key ({' . '.join(s.key)})")
-    return tuple(_value(tk, kind, v, s.interval) for kind, v in zip(s.key, vals))
+        tk.fail(" ".join(parts), f"element does not match the set's key ({' . '.join(s.key)})", line)
+    return tuple(_value(tk, kind, v, s.interval, line) for kind, v in zip(s.key, vals))
 
 
-def _value(tk: _Tokens, kind: str, v: str, interval: bool = False):
+def _value(tk: _Tokens, kind: str, v: str, interval: bool = False, line: int | None = None):
     try:
         if kind == "addr":
             return _cidr(v) if interval or "/" in v else int(ipaddress.IPv4Address(v))
         if kind == "proto":
-            return PROTOCOLS[v] if v in PROTOCOLS else int(v)
-        port = int(v)
-        if not 0 <= port <= 65535:
-            raise ValueError
-        return port
+            return PROTOCOLS[v] if v in PROTOCOLS else number(v, 255, "a protocol")
+        return number(v, 65535, "a port")
     except (ValueError, KeyError):
-        tk.fail(v, f"not a valid {kind}")
+        tk.fail(v, f"not a valid {kind}", line)
 
 
 def _verdict(word: str, target: str | None, fail) -> tuple[str, str | None]:
@@ -265,6 +284,8 @@ def _chain_body(tk: _Tokens, rs: NftRuleset, name: str) -> list:
     rules = []
     while True:
         tk.skip_newlines()
+        if tk.peek() == "":
+            tk.fail("<end>", f"chain {name} is not closed with }}")
         if tk.peek() == "}":
             tk.next()
             return rules
@@ -292,7 +313,7 @@ def _chain_body(tk: _Tokens, rs: NftRuleset, name: str) -> list:
         if tk.peek() == "comment" and tk.peek(2) == "\n":
             tk.next(), tk.next()
             continue
-        no, toks = tk.line, []
+        no, toks = tk.toks[tk.i][1], []          # the line the rule starts on
         depth = 0
         while True:
             t = tk.peek()
@@ -308,7 +329,7 @@ def _chain_body(tk: _Tokens, rs: NftRuleset, name: str) -> list:
 
 def _priority(tk: _Tokens, toks: list[str]) -> int:
     text = " ".join(toks)
-    m = re.fullmatch(r"(-?\d+|[a-z]+)(?:\s*([+-])\s*(\d+))?", text)
+    m = re.fullmatch(r"(-?[0-9]+|[a-z]+)(?: ?([+-]) ?([0-9]+))?", text)
     if not m or (not m.group(1).lstrip("-").isdigit() and m.group(1) not in PRIORITY_NAMES):
         tk.fail(text, "unknown chain priority")
     base = int(m.group(1)) if m.group(1).lstrip("-").isdigit() else PRIORITY_NAMES[m.group(1)]
@@ -332,6 +353,12 @@ def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> 
             fail(text, "the rule ends too early")
         i += 1
         return toks[i - 1]
+
+    def num(tok, hi, what):
+        try:
+            return number(tok, hi, what)
+        except ValueError as e:
+            fail(tok, str(e))
 
     def selector():
         """A packet field selector at toks[i], e.g. ``ip daddr`` -> "ip daddr"."""
@@ -449,7 +476,12 @@ def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> 
         elif t == "numgen":
             if take() != "random" or take() != "mod":
                 fail(t, "kslib models numgen random mod N")
-            mod = int(take())
+            w = take()
+            # the kernel takes a 32-bit modulus of at least 1 (nft_ng_random_init: ERANGE); kslib's
+            # engine lays the map out as a table of mod entries, so it models mod up to MAX_NUMGEN_MOD
+            mod = num(w, MAX_NUMGEN_MOD, "numgen's modulus")
+            if mod < 1:
+                fail(w, "numgen's modulus must be at least 1")
             if take() != "vmap" or take() != "{":
                 fail(t, "numgen needs an anonymous verdict map")
             entries = {}
@@ -463,7 +495,7 @@ def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> 
                     fail(w, "expected KEY : VERDICT")
                 word = take()
                 target = take() if word in ("jump", "goto") else None
-                entries[int(w)] = _verdict(word, target, fail)
+                entries[num(w, 0xFFFFFFFF, "a numgen map key")] = _verdict(word, target, fail)
             action("NUMGEN", mod=mod, entries=entries)
         elif t == "update" or t == "add":
             ref = take()
@@ -471,7 +503,7 @@ def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> 
             if take() != "{":
                 fail(ref, "expected { key }")
             fields = []
-            while toks[i] != "}":
+            while i < len(toks) and toks[i] != "}":
                 if toks[i] == ".":
                     i += 1
                     continue
@@ -482,7 +514,7 @@ def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> 
                         continue
                     fail(toks[i], "expected a field")
                 fields.append(f)
-            i += 1
+            take()                                        # the closing }
             action("UPDATE", set=s.name, fields=tuple(fields))
         elif t in ("jump", "goto"):
             target = take()
@@ -508,11 +540,13 @@ def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> 
                 i += 1
             if take() != "to":
                 fail(t, "expected dnat to ADDRESS[:PORT]")
-            addr, _, port = take().partition(":")
+            to = take()
+            addr, _, port = to.partition(":")
             try:
-                action("DNAT", ip=int(ipaddress.IPv4Address(addr)), port=int(port) if port else 0)
+                ip = int(ipaddress.IPv4Address(addr))
             except ValueError:
-                fail(addr, "not an IPv4 address")
+                fail(to, "not an IPv4 address")
+            action("DNAT", ip=ip, port=num(port, 65535, "a port") if port else 0)
         else:
             fail(t, "unsupported nft expression")
     if rule.target and rule.target not in ("VMAP", "NUMGEN", "UPDATE", "ACCEPT", "DROP", "RETURN", "REJECT",
@@ -526,11 +560,14 @@ def _field_match(f: str, inv: bool, v: str, fail) -> Match:
         if f in ("ip saddr", "ip daddr"):
             return Match("src" if f == "ip saddr" else "dst", inv, _cidr(v))
         if f == "meta l4proto":
-            return Match("proto", inv, (PROTOCOLS[v] if v in PROTOCOLS else int(v),))
+            return Match("proto", inv, (PROTOCOLS[v] if v in PROTOCOLS else number(v, 255, "a protocol"),))
         lo, _, hi = v.partition("-")
-        return Match("dport" if f == "th dport" else "sport", inv, (int(lo), int(hi or lo)))
-    except (ValueError, KeyError):
-        fail(v, f"not a valid value for {f}")
+        lo, hi = number(lo, 65535, "a port"), number(hi or lo, 65535, "a port")
+        if lo > hi:
+            raise ValueError(f"{v} is not a port range")
+        return Match("dport" if f == "th dport" else "sport", inv, (lo, hi))
+    except (ValueError, KeyError) as e:
+        fail(v, f"not a valid value for {f}: {e}")
 
 
 _MARK_OPS = {"or": "|", "|": "|", "xor": "^", "^": "^", "and": "&", "&": "&"}
@@ -548,7 +585,7 @@ def _mark_expr(toks, i, rule, fail, action) -> int:
             i += 1
         if at(i) != "mark" or at(i + 1) not in _MARK_OPS:
             fail(" ".join(toks[i:]), "kslib models mark set mark or|xor VALUE")
-        op, v = _MARK_OPS[at(i + 1)], int(at(i + 2), 0)
+        op, v = _MARK_OPS[at(i + 1)], _mark_value(at(i + 2), fail)
         if op == "|":
             action("MARK", value=v, mask=v)          # (mark & ~v) ^ v == mark | v
         elif op == "^":
@@ -558,24 +595,28 @@ def _mark_expr(toks, i, rule, fail, action) -> int:
         return i + 3
     mask = 0xFFFFFFFF
     if at(i) in _MARK_OPS and _MARK_OPS[at(i)] == "&":
-        mask = int(at(i + 1), 0)
+        mask = _mark_value(at(i + 1), fail)
         i += 2
     inv = False
     if at(i) in ("==", "!="):
         inv = at(i) == "!="
         i += 1
-    try:
-        rule.matches.append(Match("mark", inv, (int(at(i), 0) & mask, mask)))
-    except ValueError:
-        fail(at(i), "expected a mark value")
+    rule.matches.append(Match("mark", inv, (_mark_value(at(i), fail) & mask, mask)))
     return i + 1
 
 
+def _mark_value(tok: str, fail) -> int:
+    """meta mark is 32 bits: nft refuses a larger value ("Value ... exceeds valid range")."""
+    try:
+        return number(tok, 0xFFFFFFFF, "a mark")
+    except ValueError as e:
+        fail(tok or "<end>", str(e))
+
+
 def _check_references(tk: _Tokens, rs: NftRuleset) -> None:
-    for s in rs.sets.values():
-        for _, v in s.elements:
-            if v and v[1] is not None and v[1] not in rs.chains:
-                tk.fail(v[1], f"map {s.name} points at chain {v[1]}, which the table does not declare")
+    for name, chain, line in tk.refs:
+        if chain not in rs.chains:
+            tk.fail(chain, f"map {name} points at chain {chain}, which the table does not declare", line)
     for rule in rs.rules():
         if rule.target == "NUMGEN":
             for verdict, chain in rule.target_args["entries"].values():

@@ -148,18 +148,40 @@ def parse_cidr(text: str) -> tuple[int, int]:
     return ip & netmask, plen
 
 
+U32 = 0xFFFFFFFF
+_DECIMAL = re.compile(r"[0-9]{1,20}")
+_STRTOUL = re.compile(r"0[xX][0-9a-fA-F]{1,20}|[0-9]{1,20}")
+
+
+def number(text: str, hi: int = U32, what: str = "a number", lo: int = 0) -> int:
+    """An unsigned decimal number as xtables_strtoui reads it (ASCII digits only), from lo to hi."""
+    if not _DECIMAL.fullmatch(text) or not lo <= int(text) <= hi:
+        raise ValueError(f"{text!r} is not {what} ({lo} to {hi})")
+    return int(text)
+
+
 def _port_range(text: str) -> tuple[int, int]:
     lo, sep, hi = text.partition(":")
-    a = int(lo) if lo else 0
-    b = (int(hi) if hi else 65535) if sep else a
-    if not 0 <= a <= b <= 65535:
+    a = number(lo, 65535, "a port") if lo else 0
+    b = (number(hi, 65535, "a port") if hi else 65535) if sep else a
+    if not a <= b:
         raise ValueError(f"{text} is not a port or port range")
     return a, b
 
 
+def _u32(text: str) -> int:
+    """A 32-bit value as strtoul(..., 0) reads it: decimal, 0x hex or 0 octal."""
+    if not _STRTOUL.fullmatch(text):
+        raise ValueError(f"{text!r} is not a number")
+    v = int(text, 16) if text[:2] in ("0x", "0X") else int(text, 8) if text.startswith("0") else int(text)
+    if v > U32:
+        raise ValueError(f"{text} is larger than 0xffffffff")
+    return v
+
+
 def _mark(text: str) -> tuple[int, int]:
     value, _, mask = text.partition("/")
-    return int(value, 0) & 0xFFFFFFFF, (int(mask, 0) if mask else 0xFFFFFFFF) & 0xFFFFFFFF
+    return _u32(value), (_u32(mask) if mask else U32)
 
 
 def _probability(text: str) -> int:
@@ -218,14 +240,18 @@ def _build_match(module: str, opts: dict) -> list[Match]:
             out.append(Match("random", p[1] if p else False, (_probability(p[0]) if p else 0x80000000,)))
         else:
             every, packet = one("--every"), one("--packet")
-            out.append(Match("nth", (every or mode)[1], (int(every[0]), int(packet[0]) if packet else 0)))
+            if every is None:
+                raise ValueError("--every and --packet must be specified when using nth mode")
+            n = number(every[0], U32, "--every", lo=1)                  # libxt_statistic: uint32, min 1
+            p = number(packet[0], n - 1, "--packet") if packet else 0    # "0 <= p <= n-1"
+            out.append(Match("nth", every[1], (n, p)))
     elif module == "recent":
         modes = [m for m in ("--set", "--rcheck", "--update", "--remove") if m in opts]
         if len(modes) != 1:
             raise ValueError("-m recent needs exactly one of --set, --rcheck, --update, --remove")
         if opts.get("--mask", ("255.255.255.255",))[0] != "255.255.255.255":
             raise ValueError("only --mask 255.255.255.255 is modelled")
-        seconds = int(opts["--seconds"][0]) if "--seconds" in opts else 0
+        seconds = number(opts["--seconds"][0], U32, "--seconds") if "--seconds" in opts else 0
         if "--reap" in opts and not seconds:
             raise ValueError("--reap needs --seconds")
         out.append(Match("recent", opts[modes[0]][1], (
@@ -288,24 +314,26 @@ def _build_target(target: str, opts: dict) -> dict:
 
 
 # ---- one rule line ----------------------------------------------------------------------------------
-_TOKEN = re.compile(r'"([^"\\]*)"|([^\s"]+)')
+_TOKEN = re.compile(r'"([^"\\]*)"|([^ \t"]+)')
+_BLANKS = re.compile(r"[ \t]+")
 
 
 def tokenize(text: str) -> list[str]:
-    """Split a rule line as the shell would. iptables-save only double-quotes (comments), so a regular
+    """Split a rule line into arguments as iptables-restore does: at spaces and tabs only (xshared.c
+    add_param_to_argv), double quotes grouping. iptables-save only double-quotes (comments), so a regular
     expression does; anything fancier (escapes, single quotes) goes through shlex."""
     if "\\" in text or "'" in text:
         return shlex.split(text, posix=True)
     if '"' not in text:
-        return text.split()                           # most lines: nothing quoted
+        return [t for t in _BLANKS.split(text) if t]        # most lines: nothing quoted
     tokens, end = [], 0
     for m in _TOKEN.finditer(text):
         gap = text[end:m.start()]
-        if gap.strip() or (tokens and not gap):
+        if gap.strip(" \t") or (tokens and not gap):
             raise ValueError("quotes inside a word")     # a"b" forms: leave them to shlex
         tokens.append(m.group(1) if m.group(1) is not None else m.group(2))
         end = m.end()
-    if text[end:].strip():
+    if text[end:].strip(" \t"):
         raise ValueError("unbalanced quotes")
     return tokens
 
@@ -388,7 +416,8 @@ def _parse_rule(table: str, line_no: int, text: str, declared, source: str) -> R
             rule.matches.append(Match("src" if tok in ("-s", "--source") else "dst", invert, net))
         elif tok in ("-p", "--protocol"):
             v = value().lower()
-            proto = PROTOCOLS.get(v, int(v) if v.isdigit() else None)
+            # xtables_parse_protocol: a name or a number up to 255
+            proto = PROTOCOLS.get(v, int(v) if _DECIMAL.fullmatch(v) and int(v) <= 255 else None)
             if proto is None:
                 fail(v, "unknown protocol")
             rule.matches.append(Match("proto", invert, (proto,)))
@@ -445,13 +474,22 @@ def parse(text: str, source: str = "<iptables-save>") -> Ruleset:
     pending: list[tuple[str, int, str]] = []          # rules are parsed once all chains are declared
     table: dict[str, Chain] | None = None
     tname = ""
-    lines = text.splitlines()
+    # lines end at newline characters only, as iptables-restore reads them (fgets); a \r before the
+    # newline (text pasted from Windows) is dropped
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     for no, raw in enumerate(lines, start=1):
-        line = raw.strip()
+        line = raw.strip(" \t\r")
         if not line or line.startswith("#"):
             continue
         if line.startswith("["):                      # iptables-save -c: "[pkts:bytes] -A ..."
-            line = line.split("]", 1)[1].strip()
+            if "]" not in line:
+                raise IptablesSaveError(no, line.split(" ")[0], "counters [packets:bytes] are not closed with ]",
+                                        source)
+            line = line.split("]", 1)[1].strip(" \t")
+            if not line:
+                raise IptablesSaveError(no, raw.strip(), "counters [packets:bytes] without a rule", source)
         if line.startswith("*"):
             if table is not None:
                 raise IptablesSaveError(no, line, f"table {tname} is not closed with COMMIT", source)
@@ -462,13 +500,13 @@ def parse(text: str, source: str = "<iptables-save>") -> Ruleset:
             table = rs.tables.setdefault(tname, {})
             continue
         if table is None:
-            raise IptablesSaveError(no, line.split()[0], "line outside a table (expected *filter, *nat...)", source)
+            raise IptablesSaveError(no, line.split(" ")[0], "line outside a table (expected *filter, *nat...)", source)
         if line == "COMMIT":
             _parse_pending(rs, tname, pending, source)
             table, pending = None, []
             continue
         if line.startswith(":"):
-            parts = line[1:].split()
+            parts = [t for t in _BLANKS.split(line[1:]) if t]
             if len(parts) < 2:
                 raise IptablesSaveError(no, line, "a chain line needs a policy or -", source)
             name, policy = parts[0], parts[1]
@@ -479,7 +517,7 @@ def parse(text: str, source: str = "<iptables-save>") -> Ruleset:
                 raise IptablesSaveError(no, policy, "a user chain has no policy (write -)", source)
             table[name] = Chain(name, policy if name in BUILTIN_CHAINS[tname] else None)
             continue
-        head = line.split(None, 2)
+        head = [t for t in _BLANKS.split(line, 2) if t]
         if head[0] in ("-X", "--delete-chain"):
             if len(head) > 1 and head[1] in table:
                 if table[head[1]].rules or any(c == head[1] for c, _, _ in pending):

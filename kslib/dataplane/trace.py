@@ -119,7 +119,9 @@ def steps(records, n: int, names: Names) -> list[Step]:
             out.append(Step(nn, "socket-lb", verdict=f"connect() to {names.frontends[rule]} (Cilium cgroup/connect4, "
                                                      f"service map): {what}"))
         elif kind == C.E_TC_LB:
-            what = f"backend {names.backends[a]}" if a >= 0 else "no usable backend (or source not allowed): drop"
+            what = (f"backend {names.backends[a]}" if a >= 0 else
+                    "source outside loadBalancerSourceRanges: drop (DROP_NOT_IN_SRC_RANGE)" if a == -2 else
+                    "no usable backend: ICMP port unreachable (DROP_NO_SERVICE, service-no-backend-response=reject)")
             out.append(Step(nn, "tc-lb", verdict=f"{names.frontends[rule]} at the node's device (Cilium tc "
                                                  f"bpf_host, service map): {what}"))
         elif kind == C.E_POLICY:
