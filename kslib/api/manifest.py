@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import reprlib
 import warnings
 from pathlib import Path as FsPath
 
@@ -18,10 +19,10 @@ from .workloads import Deployment, StatefulSet
 
 KINDS = {"Node": Node, "Pod": Pod, "Service": Service, "EndpointSlice": EndpointSlice,
          "Deployment": Deployment, "StatefulSet": StatefulSet}
-# Kinds a manifest may carry that have no bearing on Service networking: accepted and left out.
 # kind -> the apiVersion kslib serves it as (the only one a current API server serves)
 API_VERSIONS = {"Node": "v1", "Pod": "v1", "Service": "v1", "EndpointSlice": "discovery.k8s.io/v1",
                 "Deployment": "apps/v1", "StatefulSet": "apps/v1"}
+# Kinds a manifest may carry that have no bearing on Service networking: accepted and left out.
 IGNORED_KINDS = {"Namespace", "ConfigMap", "Secret", "ServiceAccount", "Endpoints", "ReplicaSet",
                  "ControllerRevision", "Event", "Ingress", "IngressClass", "NetworkPolicy", "Role",
                  "RoleBinding", "ClusterRole", "ClusterRoleBinding", "PodDisruptionBudget",
@@ -277,10 +278,14 @@ def _flatten(data, source: str, doc: int, line: int, out: list, sizes: dict | No
     out.append((data, where))
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 40, 40
+
+
 def _excerpt(value) -> str:
-    """A bad value in a message: its repr, cut at 40 characters."""
+    """A bad value in a message: its repr, cut at 40 characters (and at 3 levels and a few items)."""
     try:
-        text = repr(value) if not isinstance(value, (dict, list)) or len(value) < 100 else f"<{type(value).__name__}>"
+        text = _REPR.repr(value)
     except ValueError:              # an integer of more than 4300 digits
         text = f"<{type(value).__name__}>"
     return text if len(text) <= 40 else text[:37] + "..."
@@ -336,6 +341,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _DOC_START = re.compile(r"^---(?=[ \t\r\n]|$)", re.M)
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _LONG_INT = re.compile(r"[0-9]{4301,}")
+_CONTENT = re.compile(r"^[ \t]*[^#\s]", re.M)
 
 
 def _read_text(text: str, source: str) -> list[tuple[dict, str]]:
@@ -353,7 +359,8 @@ def _read_text(text: str, source: str) -> list[tuple[dict, str]]:
             depth += (m.group() in "[{") - (m.group() in "]}") if len(m.group()) == 1 else 0
             if depth > MAX_DEPTH:
                 line, col = _line_col(text, m.start())
-                raise ManifestError(f"{source}: document 1, line {line}, column {col}: exceeded max depth of {MAX_DEPTH}")
+                raise ManifestError(f"{source}: document 1, line {line}, column {col}: "
+                                    f"exceeded max depth of {MAX_DEPTH}")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
@@ -364,10 +371,14 @@ def _read_text(text: str, source: str) -> list[tuple[dict, str]]:
             raise ManifestError(f"{source}: document 1, line {line}, column {col}: {str(e).split(';')[0]}") from None
         _flatten(data, source, 1, 1, out)
         return out
+    # each document's size, before parsing any: split at the "---" lines (text before the first one
+    # is a document only if it holds more than comments)
     starts = [0] + [m.start() for m in _DOC_START.finditer(text) if m.start() > 0] + [len(text)]
-    for k, (a, b) in enumerate(zip(starts, starts[1:]), start=1):
+    k = 0
+    for a, b in zip(starts, starts[1:]):
+        k += text.startswith("---", a) or bool(_CONTENT.search(text, a, b))
         if b - a > MAX_OBJECT_BYTES // 4 and len(text[a:b].encode("utf-8")) > MAX_OBJECT_BYTES:
-            raise ManifestError(f"{source}: document {k} (line {_line_col(text, a)[0]}): {TOO_LARGE}")
+            raise ManifestError(f"{source}: document {max(k, 1)} (line {_line_col(text, a)[0]}): {TOO_LARGE}")
     for n, line, data in _documents(text, source):
         _flatten(data, source, n, line, out)
     return out

@@ -174,7 +174,8 @@ class Pod(Named):
             dns_config=_dns_config(r, spec, sp),
             node_selector=r.strmap(spec, "nodeSelector", sp) or {},
             affinity=_affinity(r, spec, sp),
-            topology_spread_constraints=[_spread(r, c, cp) for cp, c in r.objects(spec, "topologySpreadConstraints", sp)],
+            topology_spread_constraints=[_spread(r, c, cp)
+                                         for cp, c in r.objects(spec, "topologySpreadConstraints", sp)],
             tolerations=[_toleration(r, t, tp) for tp, t in r.objects(spec, "tolerations", sp)],
             termination_grace_period_seconds=r.get(spec, "terminationGracePeriodSeconds", int, sp, 30, bits=64),
         )

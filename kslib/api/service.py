@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from .errors import Path, invalid
+from .errors import Path
 from .meta import Named, ObjectMeta, Reader
 
 DEFAULT_AFFINITY_TIMEOUT = 10800      # v1.DefaultClientIPServiceAffinitySeconds (3 hours)

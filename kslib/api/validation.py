@@ -363,10 +363,23 @@ def validate_pod(pod: Pod) -> list[FieldError]:
         errs.append(not_supported(sp.child("dnsPolicy"), pod.dns_policy, policies))
     if pod.dns_policy == "None" and not pod.dns_config:
         errs.append(required(sp.child("dnsConfig"), "must provide `dnsConfig` when `dnsPolicy` is None"))
+    errs += _validate_anti_affinity(pod.affinity, sp.child("affinity", "podAntiAffinity"))
     errs += _validate_spread(pod.topology_spread_constraints, sp.child("topologySpreadConstraints"))
     errs += _validate_tolerations(pod.tolerations, sp.child("tolerations"))
     if pod.pod_ip:
         errs += [invalid(Path("status.podIP"), pod.pod_ip, m) for m in names.is_valid_ip(pod.pod_ip)]
+    return errs
+
+
+def _validate_anti_affinity(affinity: dict | None, path: Path) -> list[FieldError]:
+    """validateWeightedPodAffinityTerms: a preferred term's weight is 1-100 (unset is Go's 0)."""
+    terms = ((affinity or {}).get("podAntiAffinity") or {}).get("preferredDuringSchedulingIgnoredDuringExecution")
+    errs = []
+    for j, term in enumerate(terms or []):
+        weight = term.get("weight") or 0
+        if not 1 <= weight <= 100:
+            errs.append(invalid(path.child("preferredDuringSchedulingIgnoredDuringExecution").index(j).child("weight"),
+                                weight, "must be in the range 1-100"))
     return errs
 
 
@@ -375,6 +388,10 @@ def _validate_spread(constraints: list[dict], path: Path) -> list[FieldError]:
     set, whenUnsatisfiable known, one constraint per {topologyKey, whenUnsatisfiable}."""
     errs = []
     actions = ["DoNotSchedule", "ScheduleAnyway"]
+    later: dict = {}                        # {topologyKey, whenUnsatisfiable} -> how many come after this one
+    for c in constraints:
+        key = (c.get("topologyKey"), c.get("whenUnsatisfiable"))
+        later[key] = later.get(key, 0) + 1
     for i, c in enumerate(constraints):
         cp = path.index(i)
         skew = c.get("maxSkew")
@@ -385,7 +402,8 @@ def _validate_spread(constraints: list[dict], path: Path) -> list[FieldError]:
         if c.get("whenUnsatisfiable") not in actions:
             errs.append(not_supported(cp.child("whenUnsatisfiable"), c.get("whenUnsatisfiable"), actions))
         key = (c.get("topologyKey"), c.get("whenUnsatisfiable"))
-        if any((o.get("topologyKey"), o.get("whenUnsatisfiable")) == key for o in constraints[i + 1:]):
+        later[key] -= 1
+        if later[key]:                      # (counted, not searched: thousands of constraints stay linear)
             errs.append(duplicate(cp.child("{topologyKey, whenUnsatisfiable}"), f"{{{key[0]}, {key[1]}}}"))
     return errs
 

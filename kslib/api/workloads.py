@@ -7,9 +7,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from . import names
 from .errors import Path, invalid, required
 from .meta import Named, ObjectMeta, Reader
 from .pod import Pod, label_selector
+from .validation import validate_meta
 
 _OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
@@ -100,7 +102,8 @@ class Workload(Named):
     def validate(self) -> list:
         """The checks of apps validation that matter here (pkg/apis/apps/validation)."""
         sp = Path("spec")
-        errs = []
+        errs = validate_meta(self.metadata, names.is_dns1123_subdomain)     # ValidateObjectMeta
+        errs += self._pod_names()
         if self.replicas < 0:
             errs.append(invalid(sp.child("replicas"), self.replicas, "must be greater than or equal to 0"))
         if self.selector is None:
@@ -115,6 +118,23 @@ class Workload(Named):
             elif not self.selector.matches(self.template_meta.labels):
                 errs.append(invalid(sp.child("template", "metadata", "labels"), str(self.template_meta.labels),
                                     "`selector` does not match template `labels`"))
+        return errs
+
+    def _pod_names(self) -> list:
+        """kslib's controllers create a workload's Pods inside the apply that creates it, so a name its
+        Pods could never be valid with is refused here. (A real API server takes the workload; its
+        controller then fails to create the Pods and says why in the Events.)"""
+        p, errs = Path("metadata.name"), []
+        if self.kind == "Deployment" and len(self.name) > 236:
+            errs.append(invalid(p, self.name, "kslib takes at most 236 characters: the Pods are named "
+                                              "<name>-<pod-template-hash>-<5 characters>, at most 253"))
+        if self.kind == "StatefulSet":
+            if self.name and (len(self.name) > 52 or names.is_dns1123_label(self.name)):
+                errs.append(invalid(p, self.name, "kslib takes a DNS label of at most 52 characters: each Pod's "
+                                                  "hostname is <name>-<ordinal> and its controller-revision-hash "
+                                                  "label <name>-<10-character hash>, at most 63"))
+            errs += [invalid(Path("spec.serviceName"), self.service_name, m)     # the Pods' subdomain
+                     for m in (names.is_dns1123_label(self.service_name) if self.service_name else [])]
         return errs
 
     def to_dict(self) -> dict:

@@ -155,7 +155,7 @@ def parse(text: str, source: str = "<nft>") -> NftRuleset:
         tk.expect("{")
         _table_body(tk, rs)
         tk.skip_newlines()
-    rs = rs or NftRuleset()
+    rs = rs if rs is not None else NftRuleset()        # (a table without rules has len 0)
     _check_references(tk, rs)
     return rs
 
@@ -329,12 +329,14 @@ def _chain_body(tk: _Tokens, rs: NftRuleset, name: str) -> list:
 
 def _priority(tk: _Tokens, toks: list[str]) -> int:
     text = " ".join(toks)
-    m = re.fullmatch(r"(-?[0-9]+|[a-z]+)(?: ?([+-]) ?([0-9]+))?", text)
+    m = re.fullmatch(r"(-?[0-9]{1,10}|[a-z]+)(?: ?([+-]) ?([0-9]{1,10}))?", text)
     if not m or (not m.group(1).lstrip("-").isdigit() and m.group(1) not in PRIORITY_NAMES):
-        tk.fail(text, "unknown chain priority")
+        tk.fail(text or "<end>", "unknown chain priority")
     base = int(m.group(1)) if m.group(1).lstrip("-").isdigit() else PRIORITY_NAMES[m.group(1)]
     if m.group(2):
         base += int(m.group(3)) * (1 if m.group(2) == "+" else -1)
+    if not -2**31 <= base < 2**31:
+        tk.fail(text, "priority out of range (a 32-bit signed integer)")
     return base
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shlex
+from collections import Counter
 from dataclasses import dataclass, field
 
 TABLES = ("raw", "mangle", "nat", "filter")
@@ -134,16 +134,14 @@ def meaning(r: Rule):
 # ---- value readers ----------------------------------------------------------------------------------
 def parse_cidr(text: str) -> tuple[int, int]:
     """``10.0.0.0/8``, ``10.1.2.3``, ``10.0.0.0/255.0.0.0`` -> (network as int, prefix length)."""
-    addr, _, mask = text.partition("/")
+    addr, slash, mask = text.partition("/")
     ip = int(ipaddress.IPv4Address(addr))
-    if not mask:
+    if not slash:
         plen = 32
     elif "." in mask:
         plen = ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen
     else:
-        plen = int(mask)
-        if not 0 <= plen <= 32:
-            raise ValueError(f"prefix length {mask} out of range")
+        plen = number(mask, 32, "a prefix length")
     netmask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
     return ip & netmask, plen
 
@@ -319,22 +317,49 @@ _BLANKS = re.compile(r"[ \t]+")
 
 
 def tokenize(text: str) -> list[str]:
-    """Split a rule line into arguments as iptables-restore does: at spaces and tabs only (xshared.c
-    add_param_to_argv), double quotes grouping. iptables-save only double-quotes (comments), so a regular
-    expression does; anything fancier (escapes, single quotes) goes through shlex."""
-    if "\\" in text or "'" in text:
-        return shlex.split(text, posix=True)
+    """Split a rule line into arguments as iptables-restore does (xshared.c add_param_to_argv): at spaces
+    and tabs only; double quotes group, and only inside them does a backslash escape; a single quote is
+    an ordinary character. iptables-save only double-quotes whole comments, so a regular expression
+    does for nearly every line; the rest go through ``_argv``."""
     if '"' not in text:
         return [t for t in _BLANKS.split(text) if t]        # most lines: nothing quoted
     tokens, end = [], 0
     for m in _TOKEN.finditer(text):
         gap = text[end:m.start()]
         if gap.strip(" \t") or (tokens and not gap):
-            raise ValueError("quotes inside a word")     # a"b" forms: leave them to shlex
+            return _argv(text)                           # a"b", or an escape inside quotes
         tokens.append(m.group(1) if m.group(1) is not None else m.group(2))
         end = m.end()
     if text[end:].strip(" \t"):
-        raise ValueError("unbalanced quotes")
+        return _argv(text)
+    return tokens
+
+
+def _argv(text: str) -> list[str]:
+    tokens, word, quoted, in_quotes, escaped = [], [], False, False, False
+    for ch in text:
+        if in_quotes:
+            if escaped:
+                word.append(ch)
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_quotes = False
+            else:
+                word.append(ch)
+        elif ch == '"':
+            in_quotes = quoted = True
+        elif ch in " \t":
+            if word or quoted:
+                tokens.append("".join(word))
+            word, quoted = [], False
+        else:
+            word.append(ch)
+    if in_quotes:
+        raise ValueError("a double quote is not closed")
+    if word or quoted:
+        tokens.append("".join(word))
     return tokens
 
 
@@ -366,10 +391,7 @@ def _parse_rule(table: str, line_no: int, text: str, declared, source: str) -> R
     try:
         tokens = tokenize(text)
     except ValueError as e:
-        try:
-            tokens = shlex.split(text, posix=True)
-        except ValueError:
-            fail(text, f"cannot split the line ({e})")
+        fail(text, f"cannot split the line: {e}")
     if len(tokens) < 2 or tokens[0] not in ("-A", "--append"):
         fail(tokens[0] if tokens else text, "expected -A CHAIN ...")
     rule = Rule(table, tokens[1], line_no, text)
@@ -422,7 +444,10 @@ def _parse_rule(table: str, line_no: int, text: str, declared, source: str) -> R
                 fail(v, "unknown protocol")
             rule.matches.append(Match("proto", invert, (proto,)))
         elif tok in ("-i", "--in-interface", "-o", "--out-interface"):
-            rule.matches.append(Match("in" if tok in ("-i", "--in-interface") else "out", invert, (value(),)))
+            v = value()
+            if len(v) >= 16:            # xtables_parse_interface
+                fail(v, "interface name must be shorter than IFNAMSIZ (16)")
+            rule.matches.append(Match("in" if tok in ("-i", "--in-interface") else "out", invert, (v,)))
         elif tok in ("-m", "--match"):
             close_module()
             module = value()
@@ -472,6 +497,8 @@ def parse(text: str, source: str = "<iptables-save>") -> Ruleset:
     """Parse ``iptables-save`` text (or ``iptables-restore`` input) into a Ruleset."""
     rs = Ruleset()
     pending: list[tuple[str, int, str]] = []          # rules are parsed once all chains are declared
+    pending_chains: Counter = Counter()               # chain -> its pending rules (for -X, in O(1))
+    user_chains: dict[str, set[str]] = {t: set() for t in TABLES}   # kept as chains come and go, not recounted
     table: dict[str, Chain] | None = None
     tname = ""
     # lines end at newline characters only, as iptables-restore reads them (fgets); a \r before the
@@ -502,8 +529,8 @@ def parse(text: str, source: str = "<iptables-save>") -> Ruleset:
         if table is None:
             raise IptablesSaveError(no, line.split(" ")[0], "line outside a table (expected *filter, *nat...)", source)
         if line == "COMMIT":
-            _parse_pending(rs, tname, pending, source)
-            table, pending = None, []
+            _parse_pending(rs, tname, pending, user_chains[tname], source)
+            table, pending, pending_chains = None, [], Counter()
             continue
         if line.startswith(":"):
             parts = [t for t in _BLANKS.split(line[1:]) if t]
@@ -516,13 +543,16 @@ def parse(text: str, source: str = "<iptables-save>") -> Ruleset:
             elif policy != "-":
                 raise IptablesSaveError(no, policy, "a user chain has no policy (write -)", source)
             table[name] = Chain(name, policy if name in BUILTIN_CHAINS[tname] else None)
+            if name not in BUILTIN_CHAINS[tname]:
+                user_chains[tname].add(name)
             continue
         head = [t for t in _BLANKS.split(line, 2) if t]
         if head[0] in ("-X", "--delete-chain"):
             if len(head) > 1 and head[1] in table:
-                if table[head[1]].rules or any(c == head[1] for c, _, _ in pending):
+                if table[head[1]].rules or pending_chains[head[1]]:
                     raise IptablesSaveError(no, head[1], f"CHAIN_DEL failed: chain {head[1]} is not empty", source)
                 del table[head[1]]
+                user_chains[tname].discard(head[1])
             continue
         if head[0] not in ("-A", "--append") or len(head) < 2:
             raise IptablesSaveError(no, head[0], "expected -A CHAIN, :CHAIN, COMMIT or *table", source)
@@ -531,13 +561,13 @@ def parse(text: str, source: str = "<iptables-save>") -> Ruleset:
                 raise IptablesSaveError(no, head[1], f"chain {head[1]} is not declared in table {tname}", source)
             table[head[1]] = Chain(head[1], "ACCEPT")
         pending.append((head[1], no, line))
+        pending_chains[head[1]] += 1
     if table is not None:
         raise IptablesSaveError(len(lines), f"*{tname}", f"table {tname} is not closed with COMMIT", source)
     return rs
 
 
-def _parse_pending(rs: Ruleset, tname: str, pending, source: str) -> None:
+def _parse_pending(rs: Ruleset, tname: str, pending, user_chains: set[str], source: str) -> None:
     table = rs.tables[tname]
-    user_chains = {n for n, c in table.items() if c.policy is None}
     for chain, no, line in pending:
         table[chain].rules.append(parse_rule(tname, no, line, user_chains, source))
