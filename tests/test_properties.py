@@ -113,6 +113,16 @@ class Expect:
     scenario: str = ""              # a DIFFERENCES key when the modes differ here
 
 
+def expect_internal(svc_eps: list[Ep], svc, node: int) -> Expect:
+    """A ClusterIP connection from ``node`` (a pod's or the host's): iTP decides, and without a local
+    endpoint IPVS's fallback depends on whether the Service is reachable from outside at all
+    (serviceport.go UsesClusterEndpoints)."""
+    want = expect(svc_eps, svc.itp, node)
+    if want.scenario == "no_local_endpoint":
+        want.scenario = "itp_local_no_local_endpoint" + ("" if svc.type == "ClusterIP" else "_external")
+    return want
+
+
 def expect(svc_eps: list[Ep], policy: str, node: int) -> Expect:
     cluster = usable(svc_eps)
     if not cluster:
@@ -208,9 +218,7 @@ def probe_all(pr: Probe) -> None:
             eps = endpoints(world, s, port)
             probe = (svc.cluster_ip, port.port, port.protocol)
             for n, node in enumerate(world.node_names):
-                want = expect(eps, s.itp, n)
-                if want.scenario == "no_local_endpoint":     # IPVS's fallback differs (UsesClusterEndpoints)
-                    want.scenario = "itp_local_no_local_endpoint" + ("" if s.type == "ClusterIP" else "_external")
+                want = expect_internal(eps, s, n)
                 client = f"client-{n + 1}"
                 first = pr.check(client, n, *probe, want, source="client", reply=svc.cluster_ip,
                                  pod_ip=c.pod(client).pod_ip)
@@ -236,9 +244,7 @@ def probe_all(pr: Probe) -> None:
                         pr.check(client_ip, n, ingress.ip, port.port, port.protocol, lb, source=source,
                                  reply=ingress.ip, via=node)
             for p in own[:1]:
-                want = expect(eps, s.itp, p.node)
-                if want.scenario == "no_local_endpoint":
-                    want.scenario = "itp_local_no_local_endpoint" + ("" if s.type == "ClusterIP" else "_external")
+                want = expect_internal(eps, s, p.node)
                 pr.check(p.name, p.node, *probe, want, source="client", reply=svc.cluster_ip,
                          pod_ip=c.pod(p.name).pod_ip)
         if UNUSED_PORT not in {p.port for p in s.ports}:

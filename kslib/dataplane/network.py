@@ -369,15 +369,17 @@ class ClusterNetwork:
             return 0x7F000001 if dst >> 24 == 127 else dst
         return src
 
-    def ephemeral_port(self, src: int, node: int) -> int:
-        """The next local port for a socket on ``src``, passing over one that a conntrack entry of this
-        node already answers to (a masqueraded connection's reply tuple): the kernel would remap such a
-        clash at POSTROUTING (nf_nat_core.c: every new connection gets at least a null binding, and
-        get_unique_tuple moves its source port off a used tuple); the model picks a free port at once.
+    def ephemeral_port(self, src: int, node: int, kind: int) -> int:
+        """The next local port for a socket on ``src``. A host socket passes over a port that a conntrack
+        entry of its node already answers to (a connection masqueraded to a node address): the kernel
+        would remap such a clash at POSTROUTING (nf_nat_core.c: every new connection gets at least a
+        null binding, and get_unique_tuple moves its source port off a used tuple); the model picks a
+        free port at once. Pods and outside clients own their addresses: nothing is masqueraded to them.
         Found by tests/test_properties.py (a host socket clashing with a NodePort's masquerade)."""
-        n = int(self.ct.meta[0])
-        ent = self.ct.entries[:n]
-        taken = set(ent[(ent[:, C.CT_NODE] == node) & (ent[:, C.CT_R + 1] == src), C.CT_R + 3].tolist())
+        taken: set = set()
+        if kind == C.LOCAL_OUT:
+            ent = self.ct.entries[:int(self.ct.meta[0])]
+            taken = set(ent[(ent[:, C.CT_NODE] == node) & (ent[:, C.CT_R + 1] == src), C.CT_R + 3].tolist())
         while True:
             k = self._ports.get(src, 0)
             self._ports[src] = k + 1
@@ -489,7 +491,7 @@ class ClusterNetwork:
         self._ensure_elements(now)
         self.expire(now)
         src = self.source_address(node, kind, src, dst)
-        sport = self.ephemeral_port(src, node)
+        sport = self.ephemeral_port(src, node, kind)
         pk = np.zeros(C.P_LEN, np.int64)
         pk[C.P_SRC], pk[C.P_DST], pk[C.P_SPORT], pk[C.P_DPORT], pk[C.P_PROTO] = src, dst, sport, conn.port, proto
         ttl = CT_HELD[proto] if hold else CT_TTL[proto]
