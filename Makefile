@@ -70,13 +70,15 @@ system-deps:
 	fi
 
 # pytest exit code 5 (no tests collected) is turned into a failure. The property tests run Hypothesis's
-# "ci" profile (tests/conftest.py: 300 generated clusters per test and mode, derandomized).
+# "ci" profile (tests/conftest.py: 300 generated clusters per test and mode, derandomized). The two workers
+# steal work from each other: xdist's default hands out the tail of the collection (the long property
+# tests) in one chunk, and one worker then ran them all while the other sat idle.
 test: install system-deps
 	@mkdir -p $(NUMBA_CACHE)
 	@# compile the numba kernels once, so the two pytest workers load them from the cache
 	NUMBA_CACHE_DIR=$(NUMBA_CACHE) $(VPY) -m kslib.warmup
 	@set +e; \
-	NUMBA_CACHE_DIR=$(NUMBA_CACHE) KSLIB_QUICK=1 $(VPY) -m pytest -n 2 tests/ --hypothesis-profile ci $(PYTEST_ARGS); \
+	NUMBA_CACHE_DIR=$(NUMBA_CACHE) KSLIB_QUICK=1 $(VPY) -m pytest -n 2 --dist worksteal tests/ --hypothesis-profile ci $(PYTEST_ARGS); \
 	rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing"; exit 1; fi; \
 	exit $$rc

@@ -21,7 +21,7 @@ import ipaddress
 import json
 import os
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,8 @@ import pytest
 from hypothesis import event, example, given, settings, strategies as st
 
 from kslib.dataplane import nft, rules
+from kslib.dns import SRV
+from kslib.dns.names import dashed
 
 from strategies import CLIENTS, PodDraw, PortDraw, ServiceDraw, World, pinned, worlds
 from test_engine import agree_on_random_traffic
@@ -86,14 +88,16 @@ def target_number(pod, port) -> int | None:
     return None
 
 
+def selects(svc, pod) -> bool:
+    """A Service's selector matches the pod (a Service without a selector matches none)."""
+    return bool(svc.selector) and all(dict(pod.labels).get(k) == v for k, v in svc.selector)
+
+
 def endpoints(world: World, svc, port) -> list[Ep]:
-    if not svc.selector:
-        return []
     out = []
     for p in world.pods:
-        labels = dict(p.labels)
         number = target_number(p, port)
-        if number is None or any(labels.get(k) != v for k, v in svc.selector):
+        if number is None or not selects(svc, p):
             continue
         serving = p.ready or svc.publish_not_ready
         out.append(Ep(f"default/{p.name}", p.node, number, svc.publish_not_ready or (serving and not p.terminating),
@@ -213,7 +217,7 @@ def probe_all(pr: Probe) -> None:
         if s.type in ("Headless", "ExternalName"):
             continue
         svc = c.get("svc", s.name)
-        own = [p for p in world.pods if s.selector and all(dict(p.labels).get(k) == v for k, v in s.selector)]
+        own = [p for p in world.pods if selects(s, p)]
         for i, port in enumerate(s.ports):
             eps = endpoints(world, s, port)
             probe = (svc.cluster_ip, port.port, port.protocol)
@@ -325,6 +329,58 @@ def test_the_numba_engine_and_the_python_reference_decide_alike(world, seed):
     seen = agree_on_random_traffic(c, seed, 150)
     for k in ("delivered", "rejected", "dropped"):
         event(f"engine: some {k}" if seen[k] else f"engine: no {k}")
+
+
+# ---- DNS answers follow the Services and their ready endpoints ----------------------------------------------------
+def dns_ready(world: World, svc) -> list:
+    """The pods a Service's EndpointSlices list with ready=true, the only ones CoreDNS serves
+    (object/endpoint.go skips the rest): Ready and not terminating, or all with publishNotReadyAddresses.
+    A pod is listed even when none of the Service's ports resolves on it (reconciler.go getEndpointPorts
+    skips the port, not the pod)."""
+    return [p for p in world.pods if selects(svc, p) and (svc.publish_not_ready or (p.ready and not p.terminating))]
+
+
+@given(world=worlds())
+def test_cluster_dns_answers_from_the_services_and_their_ready_endpoints(world):
+    """CoreDNS's kubernetes plugin (DNS is the same in every proxy mode, so one mode is built): a Service
+    with a VIP answers it, a headless one every ready endpoint (NXDOMAIN with none), an ExternalName a
+    CNAME and no SRV; ``_port._proto`` SRV names the VIP's port, or each ready endpoint's target port
+    with equal weights; an endpoint's dashed-IP name its address; PTR of a VIP names the Service and of
+    a pod every Service that lists it ready. A client pod's getaddrinfo, through its search list, gets
+    the same addresses as the fully qualified query."""
+    tick()
+    c = world.build("iptables")
+    ptr = defaultdict(set)
+    for s in world.services:
+        fqdn = f"{s.name}.default.svc.cluster.local."
+        if s.type == "ExternalName":
+            assert c.dns.query(fqdn, "CNAME").data == ["db.example.com."]
+            assert c.dns.query(fqdn, "SRV").status == "NODATA"
+            continue
+        ips = {p.name: c.pod(p.name).pod_ip for p in dns_ready(world, s)}
+        a = c.dns.query(fqdn, "A")
+        if s.type == "Headless":
+            assert (a.rcode, sorted(a.data)) == (("NOERROR", sorted(ips.values())) if ips else ("NXDOMAIN", [])), a
+        else:
+            vip = c.get("svc", s.name).cluster_ip
+            assert (a.rcode, a.data) == ("NOERROR", [vip]), a
+            assert c.dns.query(ipaddress.ip_address(vip).reverse_pointer, "PTR").data == [fqdn]
+        assert sorted(c.resolve(s.name, "client-1").addresses) == sorted(a.data)
+        for ip in ips.values():
+            assert c.dns.query(f"{dashed(ip)}.{fqdn}").data == [ip]
+            ptr[ip].add(f"{dashed(ip)}.{fqdn}")
+        for port in (p for p in s.ports if p.name):
+            got = c.dns.query(f"_{port.name}._{port.protocol.lower()}.{fqdn}", "SRV")
+            if s.type != "Headless":
+                want = [SRV(0, 100, port.port, fqdn)]
+            else:
+                found = [(target_number(p, port), f"{dashed(ips[p.name])}.{fqdn}") for p in dns_ready(world, s)
+                         if target_number(p, port) is not None]
+                want = sorted(SRV(0, max(1, 100 // len(found)), n, t) for n, t in found)
+            assert (got.rcode, sorted(r.srv for r in got.answer)) == ("NOERROR" if want else "NXDOMAIN", want), got
+    for ip, names in ptr.items():
+        assert set(c.dns.query(ipaddress.ip_address(ip).reverse_pointer, "PTR").data) == names, ip
+    event(f"dns: {sum(map(len, ptr.values()))} endpoint names")
 
 
 # ---- render() parses back into the tables the engine runs -------------------------------------------------------

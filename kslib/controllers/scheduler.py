@@ -14,6 +14,7 @@ unless the manifest said otherwise. A terminating Pod is removed when its grace 
 from __future__ import annotations
 
 import copy
+from collections import Counter
 
 from ..api.allocators import RangeFull
 from ..api.pod import Pod
@@ -83,58 +84,79 @@ def untolerated(pod: Pod, node, effects: tuple[str, ...]) -> list[dict]:
             and not any(tolerates(tol, t) for tol in pod.tolerations)]
 
 
-def schedule(api: APIServer, pod: Pod) -> str | None:
-    nodes = {n.name: n for n in api.list("Node")}
-    candidates = [n for n in nodes.values() if n.ready
-                  and all(n.metadata.labels.get(k) == v for k, v in pod.node_selector.items())
-                  and not untolerated(pod, n, ("NoSchedule", "NoExecute"))]      # TaintToleration filter
-    placed = [p for p in api.list("Pod", pod.namespace) if p.node_name and not p.terminating and p.key != pod.key]
-    for term in _anti_affinity(pod, "required"):
-        taken = _domains(nodes, placed, term)
-        key = term.get("topologyKey", HOSTNAME_KEY)
-        candidates = [n for n in candidates if _topology_value(n, key) not in taken]
-    for c in pod.topology_spread_constraints:
-        if c.get("whenUnsatisfiable") == "DoNotSchedule":
-            candidates = _spread_ok(pod, c, nodes, candidates, placed)
-    if not candidates:
-        return None
-    # soft preferences: preferred anti-affinity (the weight of each term a node's domain breaks) and
-    # ScheduleAnyway spread (matching pods in the node's domain), before the default spreading
-    penalty = {n.name: len(untolerated(pod, n, ("PreferNoSchedule",))) for n in candidates}
-    for pref in _anti_affinity(pod, "preferred"):
-        term = pref.get("podAffinityTerm") or {}
-        taken = _domains(nodes, placed, term)
-        for n in candidates:
-            if _topology_value(n, term.get("topologyKey", HOSTNAME_KEY)) in taken:
-                penalty[n.name] += int(pref.get("weight", 1))
-    for c in pod.topology_spread_constraints:
-        if c.get("whenUnsatisfiable") == "ScheduleAnyway":
-            counts = _domains(nodes, placed, c)
+def _owner_name(pod: Pod) -> str | None:
+    return (pod.metadata.owner_references or [{}])[0].get("name")
+
+
+class Placement:
+    """What the scheduler reads about the cluster: the nodes and the bound, running pods, with the pod
+    count per node and per (namespace, owner, node). One kubelet pass builds it once and records each
+    binding, so scheduling n pods costs O(n) plus the anti-affinity and spread terms, not O(n**2)."""
+
+    def __init__(self, api: APIServer):
+        self.nodes = {n.name: n for n in api.list("Node")}
+        self.placed: list[Pod] = []
+        self.load: Counter = Counter()
+        self.siblings: Counter = Counter()
+        for p in api.list("Pod"):
+            if p.node_name and not p.terminating:
+                self.bind(p)
+
+    def bind(self, pod: Pod) -> None:
+        self.placed.append(pod)
+        self.load[pod.node_name] += 1
+        self.siblings[(pod.namespace, _owner_name(pod), pod.node_name)] += 1
+
+    def schedule(self, pod: Pod) -> str | None:
+        """The node for a pending pod, or None when no node fits."""
+        nodes = self.nodes
+        candidates = [n for n in nodes.values() if n.ready
+                      and all(n.metadata.labels.get(k) == v for k, v in pod.node_selector.items())
+                      and not untolerated(pod, n, ("NoSchedule", "NoExecute"))]      # TaintToleration filter
+        terms = _anti_affinity(pod, "required") + _anti_affinity(pod, "preferred") + pod.topology_spread_constraints
+        placed = [p for p in self.placed if p.namespace == pod.namespace and p.key != pod.key] if terms else []
+        for term in _anti_affinity(pod, "required"):
+            taken = _domains(nodes, placed, term)
+            key = term.get("topologyKey", HOSTNAME_KEY)
+            candidates = [n for n in candidates if _topology_value(n, key) not in taken]
+        for c in pod.topology_spread_constraints:
+            if c.get("whenUnsatisfiable") == "DoNotSchedule":
+                candidates = _spread_ok(pod, c, nodes, candidates, placed)
+        if not candidates:
+            return None
+        # soft preferences: preferred anti-affinity (the weight of each term a node's domain breaks) and
+        # ScheduleAnyway spread (matching pods in the node's domain), before the default spreading
+        penalty = {n.name: len(untolerated(pod, n, ("PreferNoSchedule",))) for n in candidates}
+        for pref in _anti_affinity(pod, "preferred"):
+            term = pref.get("podAffinityTerm") or {}
+            taken = _domains(nodes, placed, term)
             for n in candidates:
-                penalty[n.name] += counts.get(_topology_value(n, c["topologyKey"]), 0)
-    owner = (pod.metadata.owner_references or [{}])[0].get("name")
-    siblings = {n.name: 0 for n in candidates}
-    load = {n.name: 0 for n in candidates}
-    for p in api.list("Pod"):
-        if p.node_name in load and not p.terminating:
-            load[p.node_name] += 1
-            if owner and p.namespace == pod.namespace and (p.metadata.owner_references or [{}])[0].get("name") == owner:
-                siblings[p.node_name] += 1
-    return min(candidates, key=lambda n: (penalty[n.name], siblings[n.name], load[n.name], n.name)).name
+                if _topology_value(n, term.get("topologyKey", HOSTNAME_KEY)) in taken:
+                    penalty[n.name] += int(pref.get("weight", 1))
+        for c in pod.topology_spread_constraints:
+            if c.get("whenUnsatisfiable") == "ScheduleAnyway":
+                counts = _domains(nodes, placed, c)
+                for n in candidates:
+                    penalty[n.name] += counts.get(_topology_value(n, c["topologyKey"]), 0)
+        owner = _owner_name(pod)
+        siblings = (lambda n: self.siblings[(pod.namespace, owner, n.name)]) if owner else (lambda n: 0)
+        return min(candidates, key=lambda n: (penalty[n.name], siblings(n), self.load[n.name], n.name)).name
 
 
 def run_kubelets(api: APIServer) -> None:
     """Bind pending pods and start bound ones; each write is one API update, as in a real cluster."""
+    placement = Placement(api)
     for pod in sorted(api.list("Pod"), key=lambda p: (p.metadata.creation_timestamp or "", p.key)):
         if pod.terminating:
             continue
         new = None
         if not pod.node_name:
-            node = schedule(api, pod)
+            node = placement.schedule(pod)
             if node is None:
                 continue      # stays Pending, as with no fitting node
             new = copy.deepcopy(pod)
             new.node_name = node
+            placement.bind(new)
         cur = new or pod
         node = api.get("Node", cur.node_name)
         if node is not None and not cur.pod_ip:
