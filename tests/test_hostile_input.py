@@ -631,6 +631,10 @@ NFT_FOUND = [
      "table ip t {\n\tmap m {\n\t\ttype ipv4_addr : verdict\n\t\telements = { 10.0.0.1 : goto nowhere }\n"
      "\t}\n}\n", (4, "nowhere")),
     ("a table line cut short was reported at the next line", "table i\n{\n}\n", (1, "i")),
+    ("a rule over two lines (a newline inside its numgen map) was reported at its first line (nightly run)",
+     nft("numgen random mod 1 vmap { 0 : goto e\nndpoint-x }"), (4, "ndpoint-x")),
+    ("a numgen map's undeclared chain on the map's second line was reported at the rule's first",
+     nft("numgen random mod 2 vmap { 0 : goto d,\n1 : goto nowhere }"), (4, "nowhere")),
     ("a Windows line end still parses", nft("jump d").replace("\n", "\r\n"), None),
 ]
 

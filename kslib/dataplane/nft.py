@@ -107,7 +107,7 @@ class _Tokens:
             self.toks.extend((t, no) for t in _TOKEN.findall(line))
             self.toks.append(("\n", no))
         self.i = 0
-        self.refs: list[tuple[str, str, int]] = []     # (map, chain a verdict names, line)
+        self.refs: list[tuple[str, str, int]] = []     # (which map, chain a verdict names, line)
 
     def peek(self, k: int = 0) -> str:
         j = self.i + k
@@ -179,8 +179,8 @@ def _table_body(tk: _Tokens, rs: NftRuleset) -> None:
             pending.extend(_chain_body(tk, rs, name))
         else:
             tk.fail(t, "expected set, map, chain or comment")
-    for chain, no, toks in pending:
-        rs.chains[chain].rules.append(_rule(chain, no, toks, rs, tk.source))
+    for chain, toks, lines in pending:
+        rs.chains[chain].rules.append(_rule(chain, toks, lines, rs, tk))
 
 
 def _set(tk: _Tokens, name: str, is_map: bool) -> NftSet:
@@ -248,7 +248,7 @@ def _elements(tk: _Tokens, s: NftSet) -> list:
             word = tk.next()
             value = _verdict(word, tk.next() if word in ("jump", "goto") else None, tk.fail)
             if value[1] is not None:
-                tk.refs.append((s.name, value[1], tk.toks[tk.i - 1][1]))
+                tk.refs.append((f"map {s.name}", value[1], tk.toks[tk.i - 1][1]))
         else:
             if not parts:
                 line = tk.toks[tk.i - 1][1]       # an element's errors name the line it starts on
@@ -313,7 +313,7 @@ def _chain_body(tk: _Tokens, rs: NftRuleset, name: str) -> list:
         if tk.peek() == "comment" and tk.peek(2) == "\n":
             tk.next(), tk.next()
             continue
-        no, toks = tk.toks[tk.i][1], []          # the line the rule starts on
+        toks, lines = [], []                    # a rule may span lines inside { }
         depth = 0
         while True:
             t = tk.peek()
@@ -324,7 +324,8 @@ def _chain_body(tk: _Tokens, rs: NftRuleset, name: str) -> list:
                 continue
             depth += (t == "{") - (t == "}")
             toks.append(t)
-        rules.append((name, no, toks))
+            lines.append(tk.line)
+        rules.append((name, toks, lines))
 
 
 def _priority(tk: _Tokens, toks: list[str]) -> int:
@@ -341,13 +342,21 @@ def _priority(tk: _Tokens, toks: list[str]) -> int:
 
 
 # ---- rules ---------------------------------------------------------------------------------------------
-def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> Rule:
+def _rule(chain: str, toks: list[str], lines: list[int], rs: NftRuleset, tk: _Tokens) -> Rule:
+    """One rule from its tokens and the line each token is on (the rule's line is its first)."""
     text = " ".join(toks)
-    rule = Rule("nft", chain, no, text)
+    rule = Rule("nft", chain, lines[0], text)
     i = 0
 
+    def line_of(tok) -> int:
+        """The line of the token a failure names: where it was last read (else the rule's first line)."""
+        for j in range(min(i, len(toks)) - 1, -1, -1):
+            if toks[j] == tok:
+                return lines[j]
+        return lines[0]
+
     def fail(tok, message):
-        raise NftError(no, tok, message, source)
+        raise NftError(line_of(tok), tok, message, tk.source)
 
     def take():
         nonlocal i
@@ -498,6 +507,8 @@ def _rule(chain: str, no: int, toks: list[str], rs: NftRuleset, source: str) -> 
                 word = take()
                 target = take() if word in ("jump", "goto") else None
                 entries[num(w, 0xFFFFFFFF, "a numgen map key")] = _verdict(word, target, fail)
+                if target is not None:                    # checked once every chain is declared
+                    tk.refs.append(("a numgen map", target, line_of(target)))
             action("NUMGEN", mod=mod, entries=entries)
         elif t == "update" or t == "add":
             ref = take()
@@ -616,11 +627,6 @@ def _mark_value(tok: str, fail) -> int:
 
 
 def _check_references(tk: _Tokens, rs: NftRuleset) -> None:
-    for name, chain, line in tk.refs:
+    for which, chain, line in tk.refs:
         if chain not in rs.chains:
-            tk.fail(chain, f"map {name} points at chain {chain}, which the table does not declare", line)
-    for rule in rs.rules():
-        if rule.target == "NUMGEN":
-            for verdict, chain in rule.target_args["entries"].values():
-                if chain is not None and chain not in rs.chains:
-                    raise NftError(rule.line_no, chain, f"numgen map points at undeclared chain {chain}", tk.source)
+            tk.fail(chain, f"{which} points at chain {chain}, which the table does not declare", line)
