@@ -357,7 +357,8 @@ def test_cluster_dns_answers_from_the_services_and_their_ready_endpoints(world):
             assert c.dns.query(fqdn, "CNAME").data == ["db.example.com."]
             assert c.dns.query(fqdn, "SRV").status == "NODATA"
             continue
-        ips = {p.name: c.pod(p.name).pod_ip for p in dns_ready(world, s)}
+        ready = dns_ready(world, s)
+        ips = {p.name: c.pod(p.name).pod_ip for p in ready}
         a = c.dns.query(fqdn, "A")
         if s.type == "Headless":
             assert (a.rcode, sorted(a.data)) == (("NOERROR", sorted(ips.values())) if ips else ("NXDOMAIN", [])), a
@@ -374,7 +375,7 @@ def test_cluster_dns_answers_from_the_services_and_their_ready_endpoints(world):
             if s.type != "Headless":
                 want = [SRV(0, 100, port.port, fqdn)]
             else:
-                found = [(target_number(p, port), f"{dashed(ips[p.name])}.{fqdn}") for p in dns_ready(world, s)
+                found = [(target_number(p, port), f"{dashed(ips[p.name])}.{fqdn}") for p in ready
                          if target_number(p, port) is not None]
                 want = sorted(SRV(0, max(1, 100 // len(found)), n, t) for n, t in found)
             assert (got.rcode, sorted(r.srv for r in got.answer)) == ("NOERROR" if want else "NXDOMAIN", want), got

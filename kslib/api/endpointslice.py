@@ -119,8 +119,8 @@ class EndpointSlice(Named):
             hints = r.obj(e, "hints", ep)
             hp = ep.child("hints")
             target_ref = r.get(e, "targetRef", dict, ep, None)
-            for key in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"):
-                r.get(target_ref, key, str, ep.child("targetRef"))
+            r.check(target_ref, ep.child("targetRef"), str,
+                    "kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
             eps.append(Endpoint(
                 addresses=r.strs(e, "addresses", ep),
                 conditions=EndpointConditions(ready=r.get(c, "ready", bool, cp, None),

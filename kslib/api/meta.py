@@ -43,6 +43,11 @@ class Reader:
                 return default
         return value
 
+    def check(self, d: dict, path: Path, typ, *keys: str) -> None:
+        """Type-check fields kslib keeps as given (``d`` stays a dict): each of ``keys`` must be a ``typ``."""
+        for key in keys:
+            self.get(d, key, typ, path)
+
     def obj(self, d: dict, key: str, path: Path) -> dict:
         return self.get(d, key, dict, path, {}) or {}
 
@@ -146,10 +151,8 @@ class ObjectMeta:
 
 def _owner_reference(r: Reader, o: dict, p: Path) -> dict:
     """An ownerReference: the fields kslib's controllers read, type-checked, the rest kept as given."""
-    for k in ("apiVersion", "kind", "name", "uid"):
-        r.get(o, k, str, p)
-    for k in ("controller", "blockOwnerDeletion"):
-        r.get(o, k, bool, p)
+    r.check(o, p, str, "apiVersion", "kind", "name", "uid")
+    r.check(o, p, bool, "controller", "blockOwnerDeletion")
     return dict(o)
 
 

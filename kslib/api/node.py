@@ -95,6 +95,5 @@ class Node(Named):
 
 
 def _taint(r: Reader, t: dict, tp: Path) -> dict:
-    for key in ("key", "value", "effect", "timeAdded"):
-        r.get(t, key, str, tp)
+    r.check(t, tp, str, "key", "value", "effect", "timeAdded")
     return t

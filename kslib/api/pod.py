@@ -58,8 +58,7 @@ def _spread(r: Reader, c: dict, cp: Path) -> dict:
 
 
 def _toleration(r: Reader, t: dict, tp: Path) -> dict:
-    for key in ("key", "operator", "value", "effect"):
-        r.get(t, key, str, tp)
+    r.check(t, tp, str, "key", "operator", "value", "effect")
     r.get(t, "tolerationSeconds", int, tp, bits=64)
     return t
 

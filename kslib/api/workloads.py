@@ -22,6 +22,11 @@ class LabelSelector:
     match_labels: dict[str, str] = field(default_factory=dict)
     match_expressions: list[dict] = field(default_factory=list)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "LabelSelector":
+        """From a selector dict whose types were checked when it was read (pod.label_selector)."""
+        return cls(d.get("matchLabels") or {}, d.get("matchExpressions") or [])
+
     @property
     def empty(self) -> bool:
         return not self.match_labels and not self.match_expressions
@@ -79,13 +84,8 @@ class Workload(Named):
         meta = ObjectMeta.read(r, d)
         spec = r.obj(d, "spec", Path(""))
         sp = Path("spec")
-        sel = None
-        s = label_selector(r, spec, "selector", sp)      # type errors are noted; read what is well-typed
-        if s is not None:
-            labels = s.get("matchLabels") if isinstance(s.get("matchLabels"), dict) else {}
-            exprs = s.get("matchExpressions") if isinstance(s.get("matchExpressions"), list) else []
-            sel = LabelSelector(match_labels={k: v for k, v in labels.items() if isinstance(v, str)},
-                                match_expressions=[e for e in exprs if isinstance(e, dict)])
+        s = label_selector(r, spec, "selector", sp)      # a type error is raised by r.done() below
+        sel = LabelSelector.from_dict(s) if s is not None else None
         tpl = r.obj(spec, "template", sp)
         tp = sp.child("template")
         tmeta = ObjectMeta(namespace=meta.namespace,

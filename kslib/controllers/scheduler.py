@@ -30,8 +30,7 @@ def _anti_affinity(pod: Pod, kind: str) -> list[dict]:
 
 
 def _selector(term: dict) -> LabelSelector:
-    sel = term.get("labelSelector") or {}
-    return LabelSelector(sel.get("matchLabels") or {}, sel.get("matchExpressions") or [])
+    return LabelSelector.from_dict(term.get("labelSelector") or {})
 
 
 def _topology_value(node, key: str) -> str | None:
